@@ -112,7 +112,10 @@ mod tests {
     fn prost_round_trip() {
         let mut codec = ProstCodec::<Pair, Pair>::new();
         let mut buf = BytesMut::new();
-        let msg = Pair { name: "x".into(), value: 7 };
+        let msg = Pair {
+            name: "x".into(),
+            value: 7,
+        };
         codec.encode(msg.clone(), &mut buf).unwrap();
         assert_eq!(codec.decode(buf.freeze()).unwrap(), msg);
     }

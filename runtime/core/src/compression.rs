@@ -158,7 +158,11 @@ pub fn parse_encoding(
 }
 
 /// Compresses `input`, appending to `out`.
-pub fn compress(encoding: CompressionEncoding, input: &[u8], out: &mut BytesMut) -> Result<(), Status> {
+pub fn compress(
+    encoding: CompressionEncoding,
+    input: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), Status> {
     match encoding {
         #[cfg(feature = "gzip")]
         CompressionEncoding::Gzip => {
@@ -214,7 +218,13 @@ mod tests {
         compress(CompressionEncoding::Gzip, &input, &mut compressed).unwrap();
         assert!(compressed.len() < input.len());
         let mut out = BytesMut::new();
-        decompress(CompressionEncoding::Gzip, &compressed, &mut out, input.len()).unwrap();
+        decompress(
+            CompressionEncoding::Gzip,
+            &compressed,
+            &mut out,
+            input.len(),
+        )
+        .unwrap();
         assert_eq!(&out[..], &input[..]);
     }
 
@@ -252,7 +262,11 @@ mod tests {
         let br = HeaderValue::from_static("br");
         let err = parse_encoding(Some(&br), accepted).unwrap_err();
         assert_eq!(err.code(), Code::Unimplemented);
-        assert!(err.message().contains("identity, gzip"), "{}", err.message());
+        assert!(
+            err.message().contains("identity, gzip"),
+            "{}",
+            err.message()
+        );
 
         let peer = EnabledEncodings::from_header(Some(&HeaderValue::from_static("br, gzip")));
         assert_eq!(accepted.choose(peer), Some(CompressionEncoding::Gzip));

@@ -244,10 +244,17 @@ mod tests {
     #[test]
     fn oversize_encode_is_resource_exhausted() {
         let mut enc = FrameEncoder::new(None, 3);
-        let err = enc.encode(&mut BytesCodec, Bytes::from_static(b"abcd")).unwrap_err();
+        let err = enc
+            .encode(&mut BytesCodec, Bytes::from_static(b"abcd"))
+            .unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted);
         // The encoder stays usable.
-        assert_eq!(enc.encode(&mut BytesCodec, Bytes::from_static(b"abc")).unwrap().len(), 8);
+        assert_eq!(
+            enc.encode(&mut BytesCodec, Bytes::from_static(b"abc"))
+                .unwrap()
+                .len(),
+            8
+        );
     }
 
     #[test]
@@ -257,7 +264,11 @@ mod tests {
             let mut dec = FrameDecoder::new(None, 1024);
             dec.push(&wire[..cut]);
             assert!(dec.next_message().unwrap().is_none());
-            assert_eq!(dec.finish().unwrap_err().code(), Code::Internal, "cut at {cut}");
+            assert_eq!(
+                dec.finish().unwrap_err().code(),
+                Code::Internal,
+                "cut at {cut}"
+            );
         }
     }
 
@@ -293,6 +304,9 @@ mod tests {
 
         let mut dec = FrameDecoder::new(gzip, 9_999);
         dec.push(wire);
-        assert_eq!(dec.next_message().unwrap_err().code(), Code::ResourceExhausted);
+        assert_eq!(
+            dec.next_message().unwrap_err().code(),
+            Code::ResourceExhausted
+        );
     }
 }

@@ -225,7 +225,7 @@ impl Metadata {
 
     /// Removes every value of `key`; returns whether there was one.
     pub fn remove(&mut self, key: &str) -> bool {
-        matches!(self.headers.remove(key), Some(_))
+        self.headers.remove(key).is_some()
     }
 
     /// Every key and value, with `-bin` values decoded. Values that cannot be
@@ -313,7 +313,10 @@ mod tests {
             );
         }
         for key in ["", "Upper", "sp ace", "ü", "new\nline"] {
-            assert_eq!(md.insert(key, "x"), Err(MetadataError::InvalidKey(key.into())));
+            assert_eq!(
+                md.insert(key, "x"),
+                Err(MetadataError::InvalidKey(key.into()))
+            );
         }
         assert!(matches!(
             md.insert("x-bin", "x"),
@@ -327,7 +330,10 @@ mod tests {
             md.insert("x", "tab\there"),
             Err(MetadataError::InvalidValue(_))
         ));
-        assert!(matches!(md.insert("x", "é"), Err(MetadataError::InvalidValue(_))));
+        assert!(matches!(
+            md.insert("x", "é"),
+            Err(MetadataError::InvalidValue(_))
+        ));
         assert!(md.is_empty());
         let err = MetadataError::ReservedKey("grpc-x".into()).to_string();
         assert!(err.contains("pick another key"), "{err}");

@@ -244,11 +244,11 @@ pub fn parse_response(
     }
     let encoding = compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
         .map_err(|e| {
-            Status::internal(format!(
-                "server compressed with an encoding this client did not offer: {}",
-                e.message()
-            ))
-        })?;
+        Status::internal(format!(
+            "server compressed with an encoding this client did not offer: {}",
+            e.message()
+        ))
+    })?;
     Ok(ResponseHead::Headers {
         metadata: Metadata::from_headers(headers),
         encoding,
@@ -276,7 +276,10 @@ mod tests {
     #[test]
     fn method_paths() {
         let p = MethodPath::parse("/helloworld.Greeter/SayHello").unwrap();
-        assert_eq!((p.service(), p.method()), ("helloworld.Greeter", "SayHello"));
+        assert_eq!(
+            (p.service(), p.method()),
+            ("helloworld.Greeter", "SayHello")
+        );
         for bad in ["", "/", "//", "/a", "/a/", "//b", "a/b", "/a/b/c"] {
             assert!(MethodPath::parse(bad).is_none(), "{bad}");
         }
@@ -293,8 +296,8 @@ mod tests {
             EnabledEncodings::all(),
         );
         assert_eq!(headers.get(TE).unwrap(), "trailers");
-        let head = parse_request(&Method::POST, "/a.B/C", &headers, EnabledEncodings::all())
-            .unwrap();
+        let head =
+            parse_request(&Method::POST, "/a.B/C", &headers, EnabledEncodings::all()).unwrap();
         assert_eq!(head.path.method(), "C");
         assert_eq!(head.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(head.metadata.get("x-user"), Some("alice"));
@@ -304,11 +307,21 @@ mod tests {
 
     #[test]
     fn content_types() {
-        for ok in ["application/grpc", "application/grpc+proto", "application/grpc;charset=x"] {
-            assert!(is_grpc_content_type(Some(&HeaderValue::from_static(ok))), "{ok}");
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;charset=x",
+        ] {
+            assert!(
+                is_grpc_content_type(Some(&HeaderValue::from_static(ok))),
+                "{ok}"
+            );
         }
         for bad in ["application/json", "application/grpcx", "text/plain", ""] {
-            assert!(!is_grpc_content_type(Some(&HeaderValue::from_static(bad))), "{bad}");
+            assert!(
+                !is_grpc_content_type(Some(&HeaderValue::from_static(bad))),
+                "{bad}"
+            );
         }
         assert!(!is_grpc_content_type(None));
     }
@@ -327,7 +340,12 @@ mod tests {
             Err(Rejection::Http(s, _)) => assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE),
             other => panic!("{other:?}"),
         }
-        let grpc_code = |path: &str, headers: &HeaderMap| match parse_request(&Method::POST, path, headers, all) {
+        let grpc_code = |path: &str, headers: &HeaderMap| match parse_request(
+            &Method::POST,
+            path,
+            headers,
+            all,
+        ) {
             Err(Rejection::Grpc(s)) => s.code(),
             other => panic!("{other:?}"),
         };
@@ -346,7 +364,8 @@ mod tests {
     #[test]
     fn response_classification() {
         let all = EnabledEncodings::all();
-        let err = parse_response(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), all).unwrap_err();
+        let err =
+            parse_response(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), all).unwrap_err();
         assert_eq!(err.code(), Code::Unavailable);
 
         let headers = response_headers(&Metadata::new(), None, all);
@@ -366,10 +385,21 @@ mod tests {
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
             h
         };
-        assert_eq!(parse_response(StatusCode::OK, &html, all).unwrap_err().code(), Code::Unknown);
+        assert_eq!(
+            parse_response(StatusCode::OK, &html, all)
+                .unwrap_err()
+                .code(),
+            Code::Unknown
+        );
 
         assert_eq!(parse_trailers(None).code(), Code::Internal);
-        assert_eq!(parse_trailers(Some(&HeaderMap::new())).code(), Code::Internal);
-        assert_eq!(parse_trailers(Some(&trailers(&Status::ok("")))).code(), Code::Ok);
+        assert_eq!(
+            parse_trailers(Some(&HeaderMap::new())).code(),
+            Code::Internal
+        );
+        assert_eq!(
+            parse_trailers(Some(&trailers(&Status::ok("")))).code(),
+            Code::Ok
+        );
     }
 }

@@ -114,6 +114,12 @@ impl fmt::Display for Code {
 /// ```
 #[derive(Clone)]
 pub struct Status {
+    // Boxed so `Result<T, Status>` stays one pointer wide on hot paths.
+    inner: Box<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
     code: Code,
     message: String,
     details: Bytes,
@@ -124,69 +130,70 @@ impl Status {
     /// A status with the given code and message.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
         Status {
-            code,
-            message: message.into(),
-            details: Bytes::new(),
-            metadata: Metadata::new(),
+            inner: Box::new(Inner {
+                code,
+                message: message.into(),
+                details: Bytes::new(),
+                metadata: Metadata::new(),
+            }),
         }
     }
 
     /// A status with binary details, sent as `grpc-status-details-bin`
     /// (conventionally a serialized `google.rpc.Status`).
     pub fn with_details(code: Code, message: impl Into<String>, details: Bytes) -> Status {
-        Status {
-            details,
-            ..Status::new(code, message)
-        }
+        let mut status = Status::new(code, message);
+        status.inner.details = details;
+        status
     }
 
     /// The status code.
     pub fn code(&self) -> Code {
-        self.code
+        self.inner.code
     }
 
     /// The status message (already percent-decoded).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// Binary details; empty when none were sent.
     pub fn details(&self) -> &[u8] {
-        &self.details
+        &self.inner.details
     }
 
     /// Trailing metadata sent along with this status.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        &self.inner.metadata
     }
 
     /// Mutable access to the trailing metadata sent along with this status.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
-        &mut self.metadata
+        &mut self.inner.metadata
     }
 
     /// Replaces the trailing metadata and returns the status.
     #[must_use]
     pub fn with_metadata(mut self, metadata: Metadata) -> Status {
-        self.metadata = metadata;
+        self.inner.metadata = metadata;
         self
     }
 
     /// Writes `grpc-status`, `grpc-message`, details and the user metadata
     /// into a trailer (or Trailers-Only) header map.
     pub fn write_trailers(&self, headers: &mut HeaderMap) {
-        headers.reserve(3 + self.metadata.len());
-        self.metadata.write_into(headers);
-        headers.insert(GRPC_STATUS, HeaderValue::from(self.code as u16));
-        if !self.message.is_empty() {
-            let encoded = utf8_percent_encode(&self.message, GRPC_MESSAGE_ENCODE).to_string();
+        headers.reserve(3 + self.inner.metadata.len());
+        self.inner.metadata.write_into(headers);
+        headers.insert(GRPC_STATUS, HeaderValue::from(self.inner.code as u16));
+        if !self.inner.message.is_empty() {
+            let encoded = utf8_percent_encode(&self.inner.message, GRPC_MESSAGE_ENCODE).to_string();
             // Every byte is now visible ASCII, so this cannot fail.
             if let Ok(value) = HeaderValue::from_str(&encoded) {
                 headers.insert(GRPC_MESSAGE, value);
             }
         }
-        if !self.details.is_empty() {
-            let value = metadata::encode_binary(&self.details);
+        if !self.inner.details.is_empty() {
+            let value = metadata::encode_binary(&self.inner.details);
             headers.insert(GRPC_STATUS_DETAILS_BIN, value);
         }
     }
@@ -223,10 +230,12 @@ impl Status {
             .and_then(|v| metadata::decode_binary(v.as_bytes()).ok())
             .unwrap_or_default();
         Some(Status {
-            code,
-            message,
-            details,
-            metadata: Metadata::from_headers(headers),
+            inner: Box::new(Inner {
+                code,
+                message,
+                details,
+                metadata: Metadata::from_headers(headers),
+            }),
         })
     }
 
@@ -251,12 +260,13 @@ impl Status {
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Status");
-        s.field("code", &self.code).field("message", &self.message);
-        if !self.details.is_empty() {
-            s.field("details", &self.details);
+        s.field("code", &self.inner.code)
+            .field("message", &self.inner.message);
+        if !self.inner.details.is_empty() {
+            s.field("details", &self.inner.details);
         }
-        if !self.metadata.is_empty() {
-            s.field("metadata", &self.metadata);
+        if !self.inner.metadata.is_empty() {
+            s.field("metadata", &self.inner.metadata);
         }
         s.finish()
     }
@@ -264,7 +274,11 @@ impl fmt::Debug for Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "status: {:?}, message: {:?}", self.code, self.message)
+        write!(
+            f,
+            "status: {:?}, message: {:?}",
+            self.inner.code, self.inner.message
+        )
     }
 }
 
@@ -312,7 +326,10 @@ mod tests {
     fn decoding_a_bad_message_never_fails() {
         let mut headers = HeaderMap::new();
         headers.insert(GRPC_STATUS, HeaderValue::from_static("3"));
-        headers.insert(GRPC_MESSAGE, HeaderValue::from_static("bad %zz and %C3 end%"));
+        headers.insert(
+            GRPC_MESSAGE,
+            HeaderValue::from_static("bad %zz and %C3 end%"),
+        );
         let status = Status::from_trailers(&headers).unwrap();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "bad %zz and \u{FFFD} end%");

@@ -36,7 +36,7 @@ impl std::error::Error for TimeoutError {}
 /// use std::time::Duration;
 /// use grpc_h3_core::timeout::encode_timeout;
 /// assert_eq!(encode_timeout(Duration::from_millis(1500)), "1500000u");
-/// assert_eq!(encode_timeout(Duration::from_secs(3600 * 24 * 365)), "525600M");
+/// assert_eq!(encode_timeout(Duration::from_secs(3600 * 24 * 365)), "31536000S");
 /// ```
 pub fn encode_timeout(timeout: Duration) -> String {
     let nanos = timeout.as_nanos();
@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn encodes_with_the_finest_unit_that_fits() {
         assert_eq!(encode_timeout(Duration::ZERO), "0n");
-        assert_eq!(encode_timeout(Duration::from_nanos(99_999_999)), "99999999n");
+        assert_eq!(
+            encode_timeout(Duration::from_nanos(99_999_999)),
+            "99999999n"
+        );
         assert_eq!(encode_timeout(Duration::from_nanos(100_000_001)), "100001u");
         assert_eq!(encode_timeout(Duration::from_secs(100)), "100000m");
         assert_eq!(encode_timeout(Duration::from_secs(200_000)), "200000S");
@@ -105,7 +108,14 @@ mod tests {
 
     #[test]
     fn encoding_never_shortens_the_timeout() {
-        for nanos in [1u64, 999, 1_001, 123_456_789, 99_999_999_999, 7_777_777_777_777] {
+        for nanos in [
+            1u64,
+            999,
+            1_001,
+            123_456_789,
+            99_999_999_999,
+            7_777_777_777_777,
+        ] {
             let d = Duration::from_nanos(nanos);
             let back = parse_timeout(&encode_timeout(d)).unwrap();
             assert!(back >= d, "{d:?} became {back:?}");
@@ -119,15 +129,36 @@ mod tests {
         assert_eq!(parse_timeout("4S").unwrap(), Duration::from_secs(4));
         assert_eq!(parse_timeout("5m").unwrap(), Duration::from_millis(5));
         assert_eq!(parse_timeout("6u").unwrap(), Duration::from_micros(6));
-        assert_eq!(parse_timeout("99999999n").unwrap(), Duration::from_nanos(99_999_999));
-        assert_eq!(parse_timeout("99999999H").unwrap(), Duration::from_secs(99_999_999 * 3600));
+        assert_eq!(
+            parse_timeout("99999999n").unwrap(),
+            Duration::from_nanos(99_999_999)
+        );
+        assert_eq!(
+            parse_timeout("99999999H").unwrap(),
+            Duration::from_secs(99_999_999 * 3600)
+        );
     }
 
     #[test]
     fn garbage_is_an_error() {
-        for bad in ["", "S", "1", "1x", "-1S", "1.5S", " 1S", "1S ", "123456789m", "1ms", "１S"] {
+        for bad in [
+            "",
+            "S",
+            "1",
+            "1x",
+            "-1S",
+            "1.5S",
+            " 1S",
+            "1S ",
+            "123456789m",
+            "1ms",
+            "１S",
+        ] {
             let err = parse_timeout(bad).unwrap_err();
-            assert!(err.to_string().contains("malformed grpc-timeout"), "{bad:?}");
+            assert!(
+                err.to_string().contains("malformed grpc-timeout"),
+                "{bad:?}"
+            );
         }
     }
 }
