@@ -1,1 +1,40 @@
-pub fn x() {}
+//! gRPC over HTTP/3 for Rust, on quinn, h3, tokio and prost.
+//!
+//! - [`server::Server`] serves [`server::Service`]s over QUIC.
+//! - [`Channel`] calls them: unary, server streaming, client streaming and
+//!   bidirectional streaming, with deadlines, cancellation, metadata and
+//!   compression.
+//!
+//! The protocol logic (framing, status, metadata, timeouts, compression,
+//! limits) lives in the I/O-free [`grpc_h3_core`] crate, re-exported here;
+//! this crate adds the HTTP/3 transport, TLS and the call machinery.
+
+pub mod client;
+mod error;
+mod message;
+pub mod server;
+mod streaming;
+pub mod tls;
+mod transport;
+
+pub use client::{CallOptions, Channel};
+pub use error::{Error, ErrorKind};
+pub use grpc_h3_core::{
+    codec, compression, metadata, Code, CompressionEncoding, Metadata, MetadataError, Status,
+};
+pub use message::{PeerInfo, Request, Response};
+pub use streaming::Streaming;
+
+/// What generated code uses. Not a stable API for hand-written code.
+#[doc(hidden)]
+pub mod codegen {
+    pub use crate::client::{CallOptions, Channel};
+    pub use crate::server::{
+        client_streaming, server_streaming, streaming, unary, CallFuture, NamedService, ServerCall,
+        Service,
+    };
+    pub use crate::{CompressionEncoding, Request, Response, Status, Streaming};
+    pub use futures_core::Stream;
+    pub use grpc_h3_core::ProstCodec;
+    pub use std::sync::Arc;
+}

@@ -1,0 +1,60 @@
+//! [`Error`]: why a server or channel could not be set up.
+//!
+//! Calls never return this type: they fail with a [`Status`](crate::Status).
+
+use std::fmt;
+
+/// What kind of setup failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Certificates, keys or the TLS configuration.
+    Tls,
+    /// Sockets: binding, address resolution.
+    Io,
+    /// An invalid or missing setting.
+    Config,
+}
+
+/// A setup error, with a message saying what to do about it.
+#[derive(Clone, Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn tls(message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::Tls,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(context: &str, err: std::io::Error) -> Error {
+        Error {
+            kind: ErrorKind::Io,
+            message: format!("{context}: {err}"),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::Config,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of setup failed.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

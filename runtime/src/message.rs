@@ -1,0 +1,243 @@
+//! [`Request`] and [`Response`]: a message plus its metadata.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use grpc_h3_core::{CompressionEncoding, Metadata};
+use rustls::pki_types::CertificateDer;
+
+/// Who is on the other end of a call, as a server handler sees it.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub(crate) addr: SocketAddr,
+    pub(crate) certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+/// A request: a message (or a stream of them) with custom metadata.
+///
+/// On the client, [`Request::set_timeout`] and [`Request::set_compression`]
+/// override the client's defaults for this call. On the server, the request
+/// also tells the deadline and the peer.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut request = grpc_h3::Request::new("hello");
+/// request.metadata_mut().insert("authorization", "Bearer token").unwrap();
+/// request.set_timeout(Duration::from_secs(2));
+/// assert_eq!(request.timeout(), Some(Duration::from_secs(2)));
+/// ```
+#[derive(Debug)]
+pub struct Request<T> {
+    metadata: Metadata,
+    message: T,
+    timeout: Option<Duration>,
+    compression: Option<Option<CompressionEncoding>>,
+    deadline: Option<Instant>,
+    peer: Option<PeerInfo>,
+}
+
+impl<T> Request<T> {
+    /// A request with empty metadata.
+    pub fn new(message: T) -> Request<T> {
+        Request {
+            metadata: Metadata::new(),
+            message,
+            timeout: None,
+            compression: None,
+            deadline: None,
+            peer: None,
+        }
+    }
+
+    pub(crate) fn from_server(
+        metadata: Metadata,
+        message: T,
+        deadline: Option<Instant>,
+        peer: PeerInfo,
+    ) -> Request<T> {
+        Request {
+            metadata,
+            deadline,
+            peer: Some(peer),
+            ..Request::new(message)
+        }
+    }
+
+    /// The custom metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Mutable access to the custom metadata.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.metadata
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// Mutable access to the message.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Consumes the request, returning the message.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// Splits the request into metadata and message.
+    pub fn into_parts(self) -> (Metadata, T) {
+        (self.metadata, self.message)
+    }
+
+    /// Client: a timeout for this call, sent as `grpc-timeout` and enforced
+    /// locally (the call fails with DEADLINE_EXCEEDED). Overrides the
+    /// client's default timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = Some(timeout);
+    }
+
+    /// Client: the timeout set by [`Request::set_timeout`].
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Client: compress this call's messages with `encoding`, or send them
+    /// uncompressed with `None`. Overrides the client's default.
+    pub fn set_compression(&mut self, encoding: Option<CompressionEncoding>) {
+        self.compression = Some(encoding);
+    }
+
+    pub(crate) fn compression_override(&self) -> Option<Option<CompressionEncoding>> {
+        self.compression
+    }
+
+    /// Server: when the client's deadline passes. The call is cancelled at
+    /// that moment; handlers can use this to budget downstream calls.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Server: the client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.peer.as_ref().map(|p| p.addr)
+    }
+
+    /// Server: the certificate chain the client presented (mutual TLS), leaf
+    /// first.
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.peer
+            .as_ref()?
+            .certificates
+            .as_deref()
+            .map(Vec::as_slice)
+    }
+
+    /// Swaps in another message, returning the old one.
+    pub(crate) fn swap<U>(self, message: U) -> (T, Request<U>) {
+        let Request {
+            metadata,
+            message: old,
+            timeout,
+            compression,
+            deadline,
+            peer,
+        } = self;
+        let request = Request {
+            metadata,
+            message,
+            timeout,
+            compression,
+            deadline,
+            peer,
+        };
+        (old, request)
+    }
+
+    /// Replaces the message, keeping metadata and options.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Request<U> {
+        let (message, request) = self.swap(());
+        request.swap(f(message)).1
+    }
+}
+
+/// A response: a message (or a stream of them) with initial metadata
+/// (sent in the response headers) and trailing metadata (sent with the
+/// final status).
+///
+/// ```
+/// let mut response = grpc_h3::Response::new(42);
+/// response.trailers_mut().insert("x-cost", "3").unwrap();
+/// assert_eq!(*response.get_ref(), 42);
+/// ```
+#[derive(Debug)]
+pub struct Response<T> {
+    metadata: Metadata,
+    message: T,
+    trailers: Metadata,
+}
+
+impl<T> Response<T> {
+    /// A response with empty metadata.
+    pub fn new(message: T) -> Response<T> {
+        Response {
+            metadata: Metadata::new(),
+            message,
+            trailers: Metadata::new(),
+        }
+    }
+
+    pub(crate) fn from_parts(metadata: Metadata, message: T, trailers: Metadata) -> Response<T> {
+        Response {
+            metadata,
+            message,
+            trailers,
+        }
+    }
+
+    /// Initial metadata (response headers).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Mutable access to the initial metadata.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.metadata
+    }
+
+    /// Trailing metadata. On a client this is filled for unary and
+    /// client-streaming calls; for streamed responses read
+    /// [`Streaming::trailers`](crate::Streaming::trailers) once the stream ends.
+    pub fn trailers(&self) -> &Metadata {
+        &self.trailers
+    }
+
+    /// Mutable access to the trailing metadata a server sends.
+    pub fn trailers_mut(&mut self) -> &mut Metadata {
+        &mut self.trailers
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// Mutable access to the message.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Consumes the response, returning the message.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// Splits into initial metadata, message and trailing metadata.
+    pub fn into_parts(self) -> (Metadata, T, Metadata) {
+        (self.metadata, self.message, self.trailers)
+    }
+}

@@ -1,0 +1,200 @@
+//! The gRPC server: [`Server::builder`] configures TLS, limits and services,
+//! then `serve` runs it on a UDP socket until shut down.
+//!
+//! ```no_run
+//! # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+//! use grpc_h3::server::Server;
+//! Server::builder()
+//!     .dev_certificate()
+//!     .add_service(service)
+//!     .serve("127.0.0.1:50051".parse().unwrap())
+//!     .await
+//! # }
+//! ```
+
+mod config;
+mod connection;
+mod request;
+pub(crate) mod service;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use config::ServerBuilder;
+pub(crate) use config::ServerConfig;
+pub use service::{
+    client_streaming, server_streaming, streaming, unary, CallFuture, NamedService, ServerCall,
+    ServerReply, Service,
+};
+
+use crate::message::PeerInfo;
+use crate::transport::quic::StopSignals;
+use crate::Error;
+
+/// Entry point: `Server::builder()`.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// A builder with the defaults documented on each of its methods.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+/// State shared by every connection and call of one server.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
+    pub(crate) live_calls: AtomicUsize,
+    pub(crate) calls_drained: Notify,
+    /// Cancelled when graceful shutdown starts (GOAWAY everywhere).
+    pub(crate) drain: CancellationToken,
+    /// Cancelled when the grace period is over (reset what is left).
+    pub(crate) abort: CancellationToken,
+}
+
+/// What every request on one connection shares.
+pub(crate) struct ConnectionContext {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) peer: PeerInfo,
+    pub(crate) stop_signals: StopSignals,
+    /// First stream id not processed (what our GOAWAY announced); u64::MAX
+    /// until we send one.
+    pub(crate) goaway_boundary: std::sync::atomic::AtomicU64,
+}
+
+/// A server bound to its UDP socket, ready to serve.
+pub struct BoundServer {
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    dev_certificate_pem: Option<String>,
+}
+
+/// Observes a running server (for tests and metrics).
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+impl ServerHandle {
+    /// Calls currently in progress: from their headers until their response
+    /// is acknowledged, they are reset, or they are refused.
+    pub fn live_calls(&self) -> usize {
+        self.shared.live_calls.load(Ordering::Acquire)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("live_calls", &self.live_calls())
+            .finish()
+    }
+}
+
+impl BoundServer {
+    /// The bound address (useful after binding port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.endpoint
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))
+    }
+
+    /// The PEM of the certificate made by
+    /// [`ServerBuilder::dev_certificate`], for clients to trust.
+    pub fn dev_certificate_pem(&self) -> Option<&str> {
+        self.dev_certificate_pem.as_deref()
+    }
+
+    /// A handle to observe the server while it runs.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+            local_addr: self
+                .local_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+        }
+    }
+
+    /// Serves until the endpoint fails; never returns on its own.
+    pub async fn serve(self) -> Result<(), Error> {
+        self.serve_with_shutdown(std::future::pending()).await
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully: every
+    /// connection gets a GOAWAY, new connections are refused, calls in
+    /// flight get the grace period to finish (then they are reset), and the
+    /// endpoint closes.
+    pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
+        let BoundServer {
+            endpoint, shared, ..
+        } = self;
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                incoming = endpoint.accept() => match incoming {
+                    Some(incoming) => {
+                        connections.spawn(connection::serve(incoming, shared.clone()));
+                    }
+                    None => return Err(Error::config("the QUIC endpoint was closed")),
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut signal => break,
+            }
+        }
+
+        tracing::info!(
+            live_calls = shared.live_calls.load(Ordering::Acquire),
+            "draining"
+        );
+        shared.drain.cancel();
+        let grace = tokio::time::sleep(shared.config.grace_period);
+        tokio::pin!(grace);
+        loop {
+            let drained = shared.calls_drained.notified();
+            if shared.live_calls.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::select! {
+                () = drained => {}
+                () = &mut grace => {
+                    tracing::warn!(
+                        live_calls = shared.live_calls.load(Ordering::Acquire),
+                        "grace period over; resetting the calls still running"
+                    );
+                    break;
+                }
+                Some(incoming) = endpoint.accept() => incoming.refuse(),
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        shared.abort.cancel();
+        while connections.join_next().await.is_some() {}
+        endpoint.close(quinn::VarInt::from_u32(0x100), b"server shut down");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("local_addr", &self.endpoint.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}

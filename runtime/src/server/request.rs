@@ -1,0 +1,248 @@
+//! One request stream on the server: validate, route, run the handler under
+//! its deadline, send the reply.
+//!
+//! Deadlines and cancellation follow gRFC G2: when the `grpc-timeout`
+//! passes, or the client stops reading (STOP_SENDING), or the server's grace
+//! period ends, the handler future is dropped and the stream is reset with
+//! H3_REQUEST_CANCELLED, plus STOP_SENDING if the request side is still
+//! open. We reset rather than send DEADLINE_EXCEEDED trailers because the
+//! client runs the same deadline and reports DEADLINE_EXCEEDED itself; a
+//! reset frees both sides at once and cannot race with a half-sent message.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use grpc_h3_core::protocol::{self, Rejection};
+use grpc_h3_core::Status;
+use h3::error::Code;
+use http::StatusCode;
+use tokio::time::Instant;
+
+use super::service::{ReplyMessages, ServerCall, ServerReply};
+use super::ConnectionContext;
+use crate::transport::h3_body::{ServerRecvBody, ServerSendStream};
+use crate::transport::h3_status::CANCELLED;
+use crate::transport::quic::{self, StreamEnd};
+
+type Resolver = h3::server::RequestResolver<quic::Connection, Bytes>;
+
+/// Counts a call as live for as long as it exists.
+struct LiveCall(Arc<super::Shared>);
+
+impl LiveCall {
+    fn enter(shared: &Arc<super::Shared>) -> LiveCall {
+        shared.live_calls.fetch_add(1, Ordering::AcqRel);
+        LiveCall(shared.clone())
+    }
+}
+
+impl Drop for LiveCall {
+    fn drop(&mut self) {
+        if self.0.live_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.calls_drained.notify_waiters();
+        }
+    }
+}
+
+/// The response side; resets the stream if dropped before it finished.
+struct Responder {
+    stream: ServerSendStream,
+    finished: bool,
+    shared: Arc<super::Shared>,
+}
+
+impl Responder {
+    async fn send_head(
+        &mut self,
+        status: StatusCode,
+        headers: http::HeaderMap,
+    ) -> Result<(), h3::error::StreamError> {
+        let mut response = http::Response::new(());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        self.stream.send_response(response).await
+    }
+
+    async fn finish(&mut self) -> Result<(), h3::error::StreamError> {
+        self.stream.finish().await?;
+        self.finished = true;
+        Ok(())
+    }
+
+    async fn http_error(&mut self, status: StatusCode) -> Result<(), h3::error::StreamError> {
+        self.send_head(status, http::HeaderMap::new()).await?;
+        self.finish().await
+    }
+
+    async fn trailers_only(&mut self, status: &Status) -> Result<(), h3::error::StreamError> {
+        let headers = protocol::trailers_only(status, self.shared.config.accept_compression);
+        self.send_head(StatusCode::OK, headers).await?;
+        self.finish().await
+    }
+
+    async fn reply(&mut self, reply: ServerReply) -> Result<(), h3::error::StreamError> {
+        let body = match reply.0 {
+            Ok(body) => body,
+            Err(status) => return self.trailers_only(&status).await,
+        };
+        let headers = protocol::response_headers(
+            &body.metadata,
+            body.encoding,
+            self.shared.config.accept_compression,
+        );
+        self.send_head(StatusCode::OK, headers).await?;
+        let status = match body.messages {
+            ReplyMessages::One(frame) => {
+                self.stream.send_data(frame).await?;
+                Status::ok("").with_metadata(body.trailers)
+            }
+            ReplyMessages::Stream(mut messages) => loop {
+                match std::future::poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
+                    Some(Ok(frame)) => self.stream.send_data(frame).await?,
+                    Some(Err(status)) => break status,
+                    None => break Status::ok("").with_metadata(body.trailers),
+                }
+            },
+        };
+        self.stream
+            .send_trailers(protocol::trailers(&status))
+            .await?;
+        self.finish().await
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.stream.stop_stream(CANCELLED);
+        }
+    }
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+type EndSignal = Option<Pin<Box<dyn Future<Output = StreamEnd> + Send + Sync>>>;
+
+/// Resolves if the client stops reading the response (or the connection is
+/// lost); pends otherwise. An acknowledged end is recorded by clearing the
+/// signal.
+async fn client_stopped(signal: &mut EndSignal) {
+    if let Some(end) = signal {
+        if end.await == StreamEnd::Stopped {
+            return;
+        }
+        *signal = None;
+    }
+    std::future::pending().await
+}
+
+/// Handles one request stream from headers to the final frame.
+pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
+    let (request, stream) = match resolver.resolve_request().await {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            tracing::debug!(error = %e, "request stream ended before valid headers");
+            return;
+        }
+    };
+    let id = stream.id().into_inner();
+    let mut end_signal: EndSignal = ctx.stop_signals.take(id);
+    if id >= ctx.goaway_boundary.load(Ordering::Acquire) {
+        // At or past the id our GOAWAY announced: not processed, so the
+        // client may safely retry it elsewhere.
+        let mut stream = stream;
+        stream.stop_stream(Code::H3_REQUEST_REJECTED);
+        stream.stop_sending(Code::H3_REQUEST_REJECTED);
+        return;
+    }
+    let shared = ctx.shared.clone();
+    let (send, recv) = stream.split();
+    let mut responder = Responder {
+        stream: send,
+        finished: false,
+        shared: shared.clone(),
+    };
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let recv = ServerRecvBody::new(recv, cancelled.clone());
+
+    let _live = LiveCall::enter(&shared);
+
+    let (parts, ()) = request.into_parts();
+    let head = match protocol::parse_request(
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        shared.config.accept_compression,
+    ) {
+        Ok(head) => head,
+        Err(Rejection::Http(status, reason)) => {
+            tracing::debug!(%status, %reason, "refused a non-gRPC request");
+            let _ = responder.http_error(status).await;
+            return;
+        }
+        Err(Rejection::Grpc(status)) => {
+            let _ = responder.trailers_only(&status).await;
+            return;
+        }
+    };
+    let Some(service) = shared.services.get(head.path.service()).cloned() else {
+        let status = Status::unimplemented(format!("unknown service {}", head.path.service()));
+        let _ = responder.trailers_only(&status).await;
+        return;
+    };
+    let deadline = head.timeout.map(|t| Instant::now() + t);
+    let call = ServerCall {
+        metadata: head.metadata,
+        deadline: deadline.map(Instant::into_std),
+        peer: ctx.peer.clone(),
+        body: Box::new(recv),
+        request_encoding: head.encoding,
+        response_encoding: shared.config.send_compression.choose(head.accept_encodings),
+        max_decoding_message_size: shared.config.max_decoding_message_size,
+        max_encoding_message_size: shared.config.max_encoding_message_size,
+    };
+    let Some(future) = service.call(head.path.method(), call) else {
+        let status = Status::unimplemented(format!(
+            "unknown method {} in service {}",
+            head.path.method(),
+            head.path.service()
+        ));
+        let _ = responder.trailers_only(&status).await;
+        return;
+    };
+
+    let run = async move {
+        let reply = future.await;
+        if let Err(e) = responder.reply(reply).await {
+            tracing::debug!(error = %e, "could not send the reply; the stream is reset");
+        }
+    };
+    tokio::pin!(run);
+    let completed = tokio::select! {
+        () = &mut run => true,
+        () = until(deadline) => false,
+        () = client_stopped(&mut end_signal) => false,
+        () = shared.abort.cancelled() => false,
+    };
+    if !completed {
+        // Dropping `run` drops the handler and resets both directions.
+        cancelled.store(true, Ordering::Release);
+        return;
+    }
+    // The call stays live until the client has acknowledged the whole
+    // response, so a drain that closes the connection next loses nothing.
+    if let Some(end) = end_signal {
+        tokio::select! {
+            _ = end => {}
+            () = shared.abort.cancelled() => {}
+        }
+    }
+}
