@@ -137,16 +137,12 @@ impl Channel {
         let (parts, ()) = response.into_parts();
         match protocol::parse_response(parts.status, &parts.headers, options.accept_compression)? {
             ResponseHead::TrailersOnly(status) if status.code() == grpc_h3_core::Code::Ok => {
-                recv.mark_ended();
                 let decoder = FrameDecoder::new(None, 0);
                 let stream = Streaming::new(Box::new(recv), decoder, codec)
                     .into_finished(status.metadata().clone());
                 Ok((Metadata::new(), stream))
             }
-            ResponseHead::TrailersOnly(status) => {
-                recv.mark_ended();
-                Err(status)
-            }
+            ResponseHead::TrailersOnly(status) => Err(status),
             ResponseHead::Headers { metadata, encoding } => {
                 let decoder = FrameDecoder::new(encoding, options.max_decoding_message_size);
                 Ok((metadata, Streaming::new(Box::new(recv), decoder, codec)))

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use super::service::{ReplyMessages, ServerCall, ServerReply};
 use super::ConnectionContext;
 use crate::transport::h3_body::{ServerRecvBody, ServerSendStream};
-use crate::transport::h3_status::CANCELLED;
 use crate::transport::quic::{self, StreamEnd};
 
 type Resolver = h3::server::RequestResolver<quic::Connection, Bytes>;
@@ -47,10 +46,10 @@ impl Drop for LiveCall {
     }
 }
 
-/// The response side; resets the stream if dropped before it finished.
+/// The response side. Dropped before it finished, the QUIC adapter resets
+/// the stream with H3_REQUEST_CANCELLED.
 struct Responder {
     stream: ServerSendStream,
-    finished: bool,
     shared: Arc<super::Shared>,
 }
 
@@ -67,9 +66,7 @@ impl Responder {
     }
 
     async fn finish(&mut self) -> Result<(), h3::error::StreamError> {
-        self.stream.finish().await?;
-        self.finished = true;
-        Ok(())
+        self.stream.finish().await
     }
 
     async fn http_error(&mut self, status: StatusCode) -> Result<(), h3::error::StreamError> {
@@ -114,14 +111,6 @@ impl Responder {
     }
 }
 
-impl Drop for Responder {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.stream.stop_stream(CANCELLED);
-        }
-    }
-}
-
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -142,6 +131,26 @@ async fn client_stopped(signal: &mut EndSignal) {
         *signal = None;
     }
     std::future::pending().await
+}
+
+/// Turns a panicking handler into an INTERNAL reply instead of a reset
+/// stream and a dead task.
+struct CatchPanic(super::CallFuture);
+
+impl Future for CatchPanic {
+    type Output = ServerReply;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ServerReply> {
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.as_mut().poll(cx)));
+        polled.unwrap_or_else(|_| {
+            tracing::error!("a handler panicked; the call fails with INTERNAL");
+            std::task::Poll::Ready(ServerReply::error(Status::internal("the handler panicked")))
+        })
+    }
 }
 
 /// Handles one request stream from headers to the final frame.
@@ -167,7 +176,6 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     let (send, recv) = stream.split();
     let mut responder = Responder {
         stream: send,
-        finished: false,
         shared: shared.clone(),
     };
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -220,7 +228,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     };
 
     let run = async move {
-        let reply = future.await;
+        let reply = CatchPanic(future).await;
         if let Err(e) = responder.reply(reply).await {
             tracing::debug!(error = %e, "could not send the reply; the stream is reset");
         }

@@ -1,9 +1,9 @@
-//! h3 request-stream halves adapted to the runtime: receive bodies that
-//! cancel on drop, and a client send half that resets on drop.
+//! h3 request-stream halves adapted to the runtime.
 //!
-//! quinn finishes (FIN) a send stream that is dropped, so a cancelled call
-//! would look complete to the peer; every half here therefore resets or
-//! stops its stream explicitly unless it ended normally.
+//! Cancellation needs no code here: the QUIC adapter resets (and stops) any
+//! request-stream half dropped before its end with H3_REQUEST_CANCELLED, so
+//! dropping a call is cancelling it. Only the server's receive side picks
+//! its STOP_SENDING code itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,24 +87,15 @@ impl Drop for ServerRecvBody {
 /// A client's view of the response body.
 pub(crate) struct ClientRecvBody {
     stream: ClientRecvStream,
-    ended: bool,
 }
 
 impl ClientRecvBody {
     pub(crate) fn new(stream: ClientRecvStream) -> ClientRecvBody {
-        ClientRecvBody {
-            stream,
-            ended: false,
-        }
+        ClientRecvBody { stream }
     }
 
     pub(crate) fn stream_mut(&mut self) -> &mut ClientRecvStream {
         &mut self.stream
-    }
-
-    /// The server has sent everything (a Trailers-Only response).
-    pub(crate) fn mark_ended(&mut self) {
-        self.ended = true;
     }
 }
 
@@ -112,15 +103,8 @@ impl RecvBody for ClientRecvBody {
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
         let result = ready!(self.stream.poll_recv_data(cx));
         Poll::Ready(match result {
-            Ok(Some(buf)) => Ok(Some(to_bytes(buf))),
-            Ok(None) => {
-                self.ended = true;
-                Ok(None)
-            }
-            Err(e) => {
-                self.ended = true;
-                Err(h3_status::status_for_stream(e))
-            }
+            Ok(data) => Ok(data.map(to_bytes)),
+            Err(e) => Err(h3_status::status_for_stream(e)),
         })
     }
 
@@ -131,19 +115,10 @@ impl RecvBody for ClientRecvBody {
     }
 }
 
-impl Drop for ClientRecvBody {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.stream.stop_sending(CANCELLED);
-        }
-    }
-}
-
-/// The request side of a client call; resets with H3_REQUEST_CANCELLED
-/// when dropped before [`ClientSendBody::finish`].
+/// The request side of a client call; dropping it before
+/// [`ClientSendBody::finish`] resets it (see the module docs).
 pub(crate) struct ClientSendBody {
     stream: ClientSendStream,
-    finished: bool,
 }
 
 /// How sending a request message ended early.
@@ -157,40 +132,24 @@ pub(crate) enum SendError {
 
 impl ClientSendBody {
     pub(crate) fn new(stream: ClientSendStream) -> ClientSendBody {
-        ClientSendBody {
-            stream,
-            finished: false,
-        }
+        ClientSendBody { stream }
     }
 
     pub(crate) async fn send(&mut self, frame: Bytes) -> Result<(), SendError> {
         self.stream.send_data(frame).await.map_err(|e| match e {
-            h3::error::StreamError::RemoteTerminate { .. } => {
-                // Any STOP_SENDING: the response decides the call's outcome.
-                self.finished = true;
-                SendError::Stopped
-            }
+            // Any STOP_SENDING: the response decides the call's outcome.
+            h3::error::StreamError::RemoteTerminate { .. } => SendError::Stopped,
             other => SendError::Failed(h3_status::status_for_stream(other)),
         })
     }
 
     pub(crate) async fn finish(&mut self) -> Result<(), SendError> {
-        let result = self.stream.finish().await;
-        self.finished = true;
-        result.map_err(|e| {
+        self.stream.finish().await.map_err(|e| {
             if h3_status::is_graceful_stop(&e) {
                 SendError::Stopped
             } else {
                 SendError::Failed(h3_status::status_for_stream(e))
             }
         })
-    }
-}
-
-impl Drop for ClientSendBody {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.stream.stop_stream(CANCELLED);
-        }
     }
 }

@@ -5,6 +5,13 @@
 //! cancels a call after its request is complete (a unary call): the request
 //! side is finished, so only the STOP_SENDING on the response side says the
 //! client is gone. [`StopSignals`] hands that notification to the call.
+//!
+//! It also closes the FIN-on-drop trap at its root: quinn finishes a send
+//! stream that is dropped, so a request or response abandoned halfway (by a
+//! cancelled call, or by h3 itself when a stream fails before its headers)
+//! would look complete to the peer. Request-stream halves dropped before
+//! they finished are therefore reset, and receive halves stopped, with
+//! H3_REQUEST_CANCELLED.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,16 +22,14 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use quinn::VarInt;
-use tokio_util::sync::ReusableBoxFuture;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + Sync>>;
 type BiResult = Result<(quinn::SendStream, quinn::RecvStream), quinn::ConnectionError>;
 type UniResult = Result<quinn::SendStream, quinn::ConnectionError>;
+
+/// H3_REQUEST_CANCELLED, for request streams abandoned before their end.
+const REQUEST_CANCELLED: VarInt = VarInt::from_u32(0x10c);
 type RecvResult = Result<quinn::RecvStream, quinn::ConnectionError>;
-type ReadResult = (
-    quinn::RecvStream,
-    Result<Option<quinn::Chunk>, quinn::ReadError>,
-);
 
 /// How a response stream's life ended, as quinn reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,8 +184,8 @@ impl<B: Buf> quic::Connection<B> for Connection {
         let (send, recv) = result.map_err(connection_error)?;
         let guard = self.stop_signals.as_ref().map(|s| s.register(&send));
         Poll::Ready(Ok(BidiStream {
-            send: SendStream::new(send, guard),
-            recv: RecvStream::new(recv),
+            send: SendStream::request(send, guard),
+            recv: RecvStream::request(recv),
         }))
     }
 
@@ -254,8 +259,8 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
             connection_error: connection_error(e),
         })?;
         Poll::Ready(Ok(BidiStream {
-            send: SendStream::new(send, None),
-            recv: RecvStream::new(recv),
+            send: SendStream::request(send, None),
+            recv: RecvStream::request(recv),
         }))
     }
 
@@ -286,6 +291,9 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
 pub(crate) struct SendStream<B: Buf> {
     stream: quinn::SendStream,
     writing: Option<WriteBuf<B>>,
+    /// Request streams reset when dropped unfinished; control streams live
+    /// as long as the connection and are left alone.
+    reset_on_drop: bool,
     _stop_guard: Option<StopGuard>,
 }
 
@@ -294,7 +302,23 @@ impl<B: Buf> SendStream<B> {
         SendStream {
             stream,
             writing: None,
+            reset_on_drop: false,
             _stop_guard: stop_guard,
+        }
+    }
+
+    fn request(stream: quinn::SendStream, stop_guard: Option<StopGuard>) -> SendStream<B> {
+        let mut send = SendStream::new(stream, stop_guard);
+        send.reset_on_drop = true;
+        send
+    }
+}
+
+impl<B: Buf> Drop for SendStream<B> {
+    fn drop(&mut self) {
+        if self.reset_on_drop {
+            // Fails harmlessly if the stream was finished or reset already.
+            let _ = self.stream.reset(REQUEST_CANCELLED);
         }
     }
 }
@@ -325,6 +349,7 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     }
 
     fn poll_finish(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
+        self.reset_on_drop = false;
         Poll::Ready(
             self.stream
                 .finish()
@@ -333,6 +358,7 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     }
 
     fn reset(&mut self, reset_code: u64) {
+        self.reset_on_drop = false;
         let _ = self
             .stream
             .reset(VarInt::from_u64(reset_code).unwrap_or(VarInt::MAX));
@@ -345,17 +371,34 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
 
 /// The receiving half of a stream, reading whole chunks without copying.
 pub(crate) struct RecvStream {
-    stream: Option<quinn::RecvStream>,
+    stream: quinn::RecvStream,
     id: StreamId,
-    reading: Option<ReusableBoxFuture<'static, ReadResult>>,
+    /// Request streams stop the peer with H3_REQUEST_CANCELLED when dropped
+    /// unread (quinn alone would send code 0, which HTTP/3 does not define).
+    stop_on_drop: bool,
 }
 
 impl RecvStream {
     fn new(stream: quinn::RecvStream) -> RecvStream {
         RecvStream {
             id: stream_id(stream.id()),
-            stream: Some(stream),
-            reading: None,
+            stream,
+            stop_on_drop: false,
+        }
+    }
+
+    fn request(stream: quinn::RecvStream) -> RecvStream {
+        let mut recv = RecvStream::new(stream);
+        recv.stop_on_drop = true;
+        recv
+    }
+}
+
+impl Drop for RecvStream {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            // Fails harmlessly once everything was read or it was stopped.
+            let _ = self.stream.stop(REQUEST_CANCELLED);
         }
     }
 }
@@ -367,26 +410,19 @@ impl quic::RecvStream for RecvStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        if let Some(mut stream) = self.stream.take() {
-            let read = async move {
-                let chunk = stream.read_chunk(usize::MAX, true).await;
-                (stream, chunk)
-            };
-            match &mut self.reading {
-                Some(fut) => fut.set(read),
-                None => self.reading = Some(ReusableBoxFuture::new(read)),
-            }
-        }
-        let fut = self.reading.as_mut().expect("a read is in flight");
-        let (stream, chunk) = ready!(fut.poll(cx));
-        self.stream = Some(stream);
+        // `read_chunk` is cancel-safe and its waker registration outlives
+        // the future, so a fresh future per poll keeps the stream in our
+        // hands (for `stop_sending`) without boxing anything.
+        let read = self.stream.read_chunk(usize::MAX, true);
+        let chunk = ready!(std::pin::pin!(read).poll(cx));
         Poll::Ready(chunk.map(|c| c.map(|c| c.bytes)).map_err(read_error))
     }
 
     fn stop_sending(&mut self, error_code: u64) {
-        if let Some(stream) = &mut self.stream {
-            let _ = stream.stop(VarInt::from_u64(error_code).unwrap_or(VarInt::MAX));
-        }
+        self.stop_on_drop = false;
+        let _ = self
+            .stream
+            .stop(VarInt::from_u64(error_code).unwrap_or(VarInt::MAX));
     }
 
     fn recv_id(&self) -> StreamId {

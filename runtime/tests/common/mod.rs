@@ -1,0 +1,520 @@
+//! A hand-written `test.Echo` service (what generated code will look like)
+//! and helpers to run it on loopback with a dev certificate.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use grpc_h3::codegen::{self, CallFuture, NamedService, ProstCodec, ServerCall, Service};
+use grpc_h3::server::{Server, ServerBuilder, ServerHandle};
+use grpc_h3::tls::{ClientTlsConfig, DevCertificate};
+use grpc_h3::{CallOptions, Channel, Code, Request, Response, Status, Streaming};
+use tokio::sync::{mpsc, Notify};
+use tokio_stream::wrappers::ReceiverStream;
+
+pub mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct EchoRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        pub payload: Vec<u8>,
+        #[prost(uint32, tag = "2")]
+        pub sleep_ms: u32,
+        #[prost(int32, tag = "3")]
+        pub status_code: i32,
+        #[prost(string, tag = "4")]
+        pub status_message: String,
+        #[prost(uint32, tag = "5")]
+        pub response_count: u32,
+        #[prost(uint32, tag = "6")]
+        pub response_size: u32,
+        #[prost(bool, tag = "7")]
+        pub panic: bool,
+        #[prost(bool, tag = "8")]
+        pub report_peer: bool,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct EchoResponse {
+        #[prost(bytes = "vec", tag = "1")]
+        pub payload: Vec<u8>,
+        #[prost(uint32, tag = "2")]
+        pub index: u32,
+        #[prost(uint64, tag = "3")]
+        pub total: u64,
+    }
+}
+
+use pb::{EchoRequest, EchoResponse};
+
+/// Counts handlers as they run, finish, or are dropped before finishing.
+#[derive(Default)]
+pub struct HandlerStats {
+    pub running: AtomicUsize,
+    pub completed: AtomicUsize,
+    pub dropped: AtomicUsize,
+    pub changed: Notify,
+}
+
+impl HandlerStats {
+    /// Waits (bounded) until `check` holds.
+    pub async fn wait_for(&self, what: &str, check: impl Fn(&HandlerStats) -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let changed = self.changed.notified();
+                if check(self) {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), changed).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "timed out waiting for {what}: running={} completed={} dropped={}",
+            self.running.load(Ordering::SeqCst),
+            self.completed.load(Ordering::SeqCst),
+            self.dropped.load(Ordering::SeqCst)
+        );
+    }
+}
+
+struct HandlerGuard {
+    stats: Arc<HandlerStats>,
+    done: bool,
+}
+
+impl HandlerGuard {
+    fn new(stats: &Arc<HandlerStats>) -> HandlerGuard {
+        stats.running.fetch_add(1, Ordering::SeqCst);
+        stats.changed.notify_waiters();
+        HandlerGuard {
+            stats: stats.clone(),
+            done: false,
+        }
+    }
+}
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        let counter = if self.done {
+            &self.stats.completed
+        } else {
+            &self.stats.dropped
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.stats.running.fetch_sub(1, Ordering::SeqCst);
+        self.stats.changed.notify_waiters();
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct EchoService {
+    pub stats: Arc<HandlerStats>,
+}
+
+impl NamedService for EchoService {
+    const NAME: &'static str = "test.Echo";
+}
+
+type Codec = ProstCodec<EchoResponse, EchoRequest>;
+
+impl Service for EchoService {
+    fn call(&self, method: &str, call: ServerCall) -> Option<CallFuture> {
+        let stats = self.stats.clone();
+        match method {
+            "Unary" => Some(Box::pin(codegen::unary(
+                call,
+                Codec::default(),
+                move |req| unary(stats, req),
+            ))),
+            "ServerStream" => Some(Box::pin(codegen::server_streaming(
+                call,
+                Codec::default(),
+                move |req| server_stream(stats, req),
+            ))),
+            "ClientStream" => Some(Box::pin(codegen::client_streaming(
+                call,
+                Codec::default(),
+                move |req| client_stream(stats, req),
+            ))),
+            "Bidi" => Some(Box::pin(codegen::streaming(
+                call,
+                Codec::default(),
+                move |req| bidi(stats, req),
+            ))),
+            _ => None,
+        }
+    }
+}
+
+/// Copies `x-echo-initial` into the response headers and
+/// `x-echo-trailing-bin` into the trailers.
+fn echo_metadata<T>(request: &grpc_h3::Metadata, response: &mut Response<T>) {
+    if let Some(value) = request.get("x-echo-initial") {
+        response
+            .metadata_mut()
+            .insert("x-echo-initial", value)
+            .unwrap();
+    }
+    if let Some(Ok(value)) = request.get_bin("x-echo-trailing-bin") {
+        response
+            .trailers_mut()
+            .insert_bin("x-echo-trailing-bin", value)
+            .unwrap();
+    }
+}
+
+fn requested_status(msg: &EchoRequest, metadata: &grpc_h3::Metadata) -> Option<Status> {
+    if msg.status_code == 0 {
+        return None;
+    }
+    let mut status = Status::new(Code::from_i32(msg.status_code), msg.status_message.clone());
+    if let Some(Ok(value)) = metadata.get_bin("x-echo-trailing-bin") {
+        status
+            .metadata_mut()
+            .insert_bin("x-echo-trailing-bin", value)
+            .unwrap();
+    }
+    Some(status)
+}
+
+async fn unary(
+    stats: Arc<HandlerStats>,
+    req: Request<EchoRequest>,
+) -> Result<Response<EchoResponse>, Status> {
+    let mut guard = HandlerGuard::new(&stats);
+    let msg = req.get_ref();
+    if msg.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(msg.sleep_ms.into())).await;
+    }
+    assert!(!msg.panic, "the client asked this handler to panic");
+    if let Some(status) = requested_status(msg, req.metadata()) {
+        guard.done = true;
+        return Err(status);
+    }
+    let payload = if msg.report_peer {
+        format!(
+            "addr={} certs={} deadline={}",
+            req.remote_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            req.peer_certificates().map_or(0, |c| c.len()),
+            req.deadline().is_some()
+        )
+        .into_bytes()
+    } else if msg.response_size > 0 {
+        vec![b'r'; msg.response_size as usize]
+    } else {
+        msg.payload.clone()
+    };
+    let mut response = Response::new(EchoResponse {
+        payload,
+        index: 0,
+        total: 0,
+    });
+    echo_metadata(req.metadata(), &mut response);
+    guard.done = true;
+    Ok(response)
+}
+
+type ResponseStream = ReceiverStream<Result<EchoResponse, Status>>;
+
+async fn server_stream(
+    stats: Arc<HandlerStats>,
+    req: Request<EchoRequest>,
+) -> Result<Response<ResponseStream>, Status> {
+    let (tx, rx) = mpsc::channel(4);
+    let msg = req.get_ref().clone();
+    let status = requested_status(&msg, req.metadata());
+    let guard = HandlerGuard::new(&stats);
+    tokio::spawn(async move {
+        let mut guard = guard;
+        for index in 0..msg.response_count {
+            if index > 0 && msg.sleep_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(msg.sleep_ms.into())).await;
+            }
+            let payload = vec![b's'; msg.response_size as usize];
+            let item = EchoResponse {
+                payload,
+                index,
+                total: 0,
+            };
+            if tx.send(Ok(item)).await.is_err() {
+                return; // the call is gone: the guard counts a drop
+            }
+        }
+        if let Some(status) = status {
+            let _ = tx.send(Err(status)).await;
+        }
+        guard.done = true;
+    });
+    let mut response = Response::new(ReceiverStream::new(rx));
+    echo_metadata(req.metadata(), &mut response);
+    Ok(response)
+}
+
+async fn client_stream(
+    stats: Arc<HandlerStats>,
+    req: Request<Streaming<EchoRequest>>,
+) -> Result<Response<EchoResponse>, Status> {
+    let mut guard = HandlerGuard::new(&stats);
+    let (metadata, mut stream) = req.into_parts();
+    let (mut count, mut total) = (0u32, 0u64);
+    while let Some(msg) = stream.message().await? {
+        count += 1;
+        total += msg.payload.len() as u64;
+        if let Some(status) = requested_status(&msg, &metadata) {
+            guard.done = true;
+            return Err(status);
+        }
+    }
+    let mut response = Response::new(EchoResponse {
+        payload: Vec::new(),
+        index: count,
+        total,
+    });
+    echo_metadata(&metadata, &mut response);
+    guard.done = true;
+    Ok(response)
+}
+
+async fn bidi(
+    stats: Arc<HandlerStats>,
+    req: Request<Streaming<EchoRequest>>,
+) -> Result<Response<ResponseStream>, Status> {
+    let (tx, rx) = mpsc::channel(4);
+    let (metadata, mut stream) = req.into_parts();
+    let guard = HandlerGuard::new(&stats);
+    let mut response_metadata = Response::new(());
+    echo_metadata(&metadata, &mut response_metadata);
+    tokio::spawn(async move {
+        let mut guard = guard;
+        let mut index = 0;
+        loop {
+            let item = match stream.message().await {
+                Ok(Some(msg)) => {
+                    if let Some(status) = requested_status(&msg, &metadata) {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                    index += 1;
+                    Ok(EchoResponse {
+                        payload: msg.payload,
+                        index,
+                        total: 0,
+                    })
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+        guard.done = true;
+    });
+    let (initial, (), trailing) = response_metadata.into_parts();
+    let mut response = Response::new(ReceiverStream::new(rx));
+    *response.metadata_mut() = initial;
+    *response.trailers_mut() = trailing;
+    Ok(response)
+}
+
+/// A running test server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub cert: DevCertificate,
+    pub stats: Arc<HandlerStats>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), grpc_h3::Error>>,
+}
+
+pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
+    start_at(
+        "127.0.0.1:0".parse().unwrap(),
+        DevCertificate::localhost().unwrap(),
+        configure,
+    )
+    .await
+}
+
+pub async fn start_at(
+    addr: SocketAddr,
+    cert: DevCertificate,
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> TestServer {
+    let service = EchoService::default();
+    let stats = service.stats.clone();
+    let builder = Server::builder()
+        .tls_identity(cert.cert_pem(), cert.key_pem())
+        .add_service(service);
+    let bound = configure(builder).bind(addr).unwrap();
+    let addr = bound.local_addr().unwrap();
+    let handle = bound.handle();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve_with_shutdown(async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        addr,
+        handle,
+        cert,
+        stats,
+        shutdown: Some(tx),
+        task,
+    }
+}
+
+impl TestServer {
+    pub fn tls(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new().ca_certificate(self.cert.cert_pem())
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel_with(self.tls())
+    }
+
+    pub fn channel_with(&self, tls: ClientTlsConfig) -> Channel {
+        Channel::builder(format!("https://127.0.0.1:{}", self.addr.port()))
+            .tls_config(tls)
+            .build()
+            .unwrap()
+    }
+
+    /// Starts graceful shutdown and waits for it to complete.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("shutdown finished in time")
+            .unwrap()
+            .unwrap();
+    }
+
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn wait_stopped(self) {
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("shutdown finished in time")
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Waits (bounded) until the server has no live call.
+    pub async fn wait_no_live_calls(&self) {
+        for _ in 0..200 {
+            if self.handle.live_calls() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server still has {} live calls", self.handle.live_calls());
+    }
+}
+
+/// The client side of `test.Echo`, as a generated client would be.
+#[derive(Clone)]
+pub struct EchoClient {
+    pub channel: Channel,
+    pub options: CallOptions,
+}
+
+impl EchoClient {
+    pub fn new(channel: Channel) -> EchoClient {
+        EchoClient {
+            channel,
+            options: CallOptions::default(),
+        }
+    }
+
+    pub async fn unary(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<EchoResponse>, Status> {
+        self.channel
+            .unary(
+                request,
+                "/test.Echo/Unary",
+                ProstCodec::default(),
+                &self.options,
+            )
+            .await
+    }
+
+    pub async fn call_path(
+        &self,
+        path: &str,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<EchoResponse>, Status> {
+        self.channel
+            .unary(request, path, ProstCodec::default(), &self.options)
+            .await
+    }
+
+    pub async fn server_stream(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<Streaming<EchoResponse>>, Status> {
+        self.channel
+            .server_streaming(
+                request,
+                "/test.Echo/ServerStream",
+                ProstCodec::default(),
+                &self.options,
+            )
+            .await
+    }
+
+    pub async fn client_stream<S>(
+        &self,
+        request: Request<S>,
+    ) -> Result<Response<EchoResponse>, Status>
+    where
+        S: futures_core::Stream<Item = EchoRequest> + Send + 'static,
+    {
+        self.channel
+            .client_streaming(
+                request,
+                "/test.Echo/ClientStream",
+                ProstCodec::default(),
+                &self.options,
+            )
+            .await
+    }
+
+    pub async fn bidi<S>(
+        &self,
+        request: Request<S>,
+    ) -> Result<Response<Streaming<EchoResponse>>, Status>
+    where
+        S: futures_core::Stream<Item = EchoRequest> + Send + 'static,
+    {
+        self.channel
+            .streaming(
+                request,
+                "/test.Echo/Bidi",
+                ProstCodec::default(),
+                &self.options,
+            )
+            .await
+    }
+}
+
+pub fn payload(len: usize) -> EchoRequest {
+    EchoRequest {
+        payload: vec![b'p'; len],
+        ..Default::default()
+    }
+}
