@@ -518,3 +518,97 @@ pub fn payload(len: usize) -> EchoRequest {
         ..Default::default()
     }
 }
+
+/// A client CA and a client certificate it signed, for mutual TLS.
+pub fn client_ca_and_identity() -> (String, grpc_h3::tls::Identity) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "grpc-h3 test client CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let mut leaf_params = CertificateParams::new(vec!["client.test".to_owned()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "test client");
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    (
+        ca_cert.pem(),
+        grpc_h3::tls::Identity::from_pem(leaf.pem(), leaf_key.serialize_pem()),
+    )
+}
+
+/// A plain h3 connection (no grpc-h3 client involved), for sending what
+/// our client never would.
+pub struct RawClient {
+    pub sender: h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>,
+    pub authority: String,
+    _endpoint: quinn::Endpoint,
+}
+
+pub async fn raw_client(server: &TestServer) -> RawClient {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(server.cert.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(server.addr, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    RawClient {
+        sender,
+        authority: format!("127.0.0.1:{}", server.addr.port()),
+        _endpoint: endpoint,
+    }
+}
+
+impl RawClient {
+    /// A request with gRPC headers for `path`, plus `extra` headers.
+    pub fn request(&self, path: &str, extra: &[(&str, &str)]) -> http::Request<()> {
+        let mut builder = http::Request::builder()
+            .method("POST")
+            .uri(format!("https://{}{}", self.authority, path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (k, v) in extra {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap()
+    }
+}
+
+/// Frames `message` with the 5-byte gRPC prefix.
+pub fn grpc_frame(message: &impl prost::Message) -> bytes::Bytes {
+    let body = message.encode_to_vec();
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(0);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.into()
+}
