@@ -397,3 +397,42 @@ async fn handlers_see_peer_address_and_deadline() {
     assert_eq!(text, "addr=127.0.0.1 certs=0 deadline=true");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_answering_before_the_request_ends_is_not_a_client_error() {
+    // The first message makes the server fail the call at once, while the
+    // client still has an endless stream to send: the server stops reading
+    // (STOP_SENDING with H3_NO_ERROR) and the client must report the
+    // server's status, not a send failure or a cancellation.
+    let server = start(|b| b).await;
+    let client = EchoClient::new(server.channel());
+    let first = EchoRequest {
+        status_code: Code::FailedPrecondition as i32,
+        status_message: "stop right there".into(),
+        ..Default::default()
+    };
+    let endless =
+        tokio_stream::iter(std::iter::once(first.clone()).chain(std::iter::repeat(payload(1000))));
+    let status = client
+        .client_stream(Request::new(endless))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::FailedPrecondition, "stop right there")
+    );
+
+    let endless =
+        tokio_stream::iter(std::iter::once(first).chain(std::iter::repeat(payload(1000))));
+    let mut echoes = client
+        .bidi(Request::new(endless))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = echoes.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    client.unary(Request::new(payload(1))).await.unwrap();
+    server.wait_no_live_calls().await;
+    server.shutdown().await;
+}

@@ -153,6 +153,66 @@ impl Future for CatchPanic {
     }
 }
 
+/// What a request gets: a plain HTTP error, or a gRPC call (possibly one
+/// that fails at once, answered Trailers-Only).
+enum Answer {
+    Http(StatusCode),
+    Call(super::CallFuture),
+}
+
+fn fail_at_once(status: Status) -> Answer {
+    Answer::Call(Box::pin(std::future::ready(ServerReply::error(status))))
+}
+
+/// Validates the head and finds the handler; returns the answer and the
+/// call's deadline.
+fn route(
+    ctx: &ConnectionContext,
+    parts: &http::request::Parts,
+    recv: ServerRecvBody,
+) -> (Answer, Option<Instant>) {
+    let shared = &ctx.shared;
+    let head = match protocol::parse_request(
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        shared.config.accept_compression,
+    ) {
+        Ok(head) => head,
+        Err(Rejection::Http(status, reason)) => {
+            tracing::debug!(%status, %reason, "refused a non-gRPC request");
+            return (Answer::Http(status), None);
+        }
+        Err(Rejection::Grpc(status)) => return (fail_at_once(status), None),
+    };
+    let deadline = head.timeout.map(|t| Instant::now() + t);
+    let Some(service) = shared.services.get(head.path.service()) else {
+        let status = Status::unimplemented(format!("unknown service {}", head.path.service()));
+        return (fail_at_once(status), deadline);
+    };
+    let call = ServerCall {
+        metadata: head.metadata,
+        deadline: deadline.map(Instant::into_std),
+        peer: ctx.peer.clone(),
+        body: Box::new(recv),
+        request_encoding: head.encoding,
+        response_encoding: shared.config.send_compression.choose(head.accept_encodings),
+        max_decoding_message_size: shared.config.max_decoding_message_size,
+        max_encoding_message_size: shared.config.max_encoding_message_size,
+    };
+    match service.call(head.path.method(), call) {
+        Some(future) => (Answer::Call(future), deadline),
+        None => {
+            let status = Status::unimplemented(format!(
+                "unknown method {} in service {}",
+                head.path.method(),
+                head.path.service()
+            ));
+            (fail_at_once(status), deadline)
+        }
+    }
+}
+
 /// Handles one request stream from headers to the final frame.
 pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     let (request, stream) = match resolver.resolve_request().await {
@@ -182,54 +242,14 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     let recv = ServerRecvBody::new(recv, cancelled.clone());
 
     let _live = LiveCall::enter(&shared);
-
     let (parts, ()) = request.into_parts();
-    let head = match protocol::parse_request(
-        &parts.method,
-        parts.uri.path(),
-        &parts.headers,
-        shared.config.accept_compression,
-    ) {
-        Ok(head) => head,
-        Err(Rejection::Http(status, reason)) => {
-            tracing::debug!(%status, %reason, "refused a non-gRPC request");
-            let _ = responder.http_error(status).await;
-            return;
-        }
-        Err(Rejection::Grpc(status)) => {
-            let _ = responder.trailers_only(&status).await;
-            return;
-        }
-    };
-    let Some(service) = shared.services.get(head.path.service()).cloned() else {
-        let status = Status::unimplemented(format!("unknown service {}", head.path.service()));
-        let _ = responder.trailers_only(&status).await;
-        return;
-    };
-    let deadline = head.timeout.map(|t| Instant::now() + t);
-    let call = ServerCall {
-        metadata: head.metadata,
-        deadline: deadline.map(Instant::into_std),
-        peer: ctx.peer.clone(),
-        body: Box::new(recv),
-        request_encoding: head.encoding,
-        response_encoding: shared.config.send_compression.choose(head.accept_encodings),
-        max_decoding_message_size: shared.config.max_decoding_message_size,
-        max_encoding_message_size: shared.config.max_encoding_message_size,
-    };
-    let Some(future) = service.call(head.path.method(), call) else {
-        let status = Status::unimplemented(format!(
-            "unknown method {} in service {}",
-            head.path.method(),
-            head.path.service()
-        ));
-        let _ = responder.trailers_only(&status).await;
-        return;
-    };
-
+    let (answer, deadline) = route(&ctx, &parts, recv);
     let run = async move {
-        let reply = CatchPanic(future).await;
-        if let Err(e) = responder.reply(reply).await {
+        let sent = match answer {
+            Answer::Http(status) => responder.http_error(status).await,
+            Answer::Call(future) => responder.reply(CatchPanic(future).await).await,
+        };
+        if let Err(e) = sent {
             tracing::debug!(error = %e, "could not send the reply; the stream is reset");
         }
     };
