@@ -1,4 +1,36 @@
-//! Examples for grpc-h3.
-//!
-//! The examples (helloworld, demo, route guide, user service) arrive with the
-//! code generator; this crate is an empty placeholder until then.
+//! Example services for grpc-h3, generated from `proto/` by `build.rs`,
+//! with their implementations. The binaries in `src/bin` run them.
+
+pub mod greeter;
+pub mod route_guide;
+pub mod user_service;
+
+/// Generated from `proto/helloworld/helloworld.proto`.
+#[allow(missing_docs, unreachable_pub)]
+pub mod helloworld {
+    grpc_h3::include_proto!("helloworld");
+}
+
+/// Generated from `proto/routeguide/route_guide.proto`.
+#[allow(missing_docs, unreachable_pub)]
+pub mod routeguide {
+    grpc_h3::include_proto!("routeguide");
+}
+
+/// Generated from `proto/user/v1/user.proto`.
+#[allow(missing_docs, unreachable_pub)]
+pub mod user {
+    /// Version 1 of the user API.
+    pub mod v1 {
+        grpc_h3::include_proto!("user.v1");
+    }
+}
+
+/// Generated from `proto/google/rpc/status.proto`.
+#[allow(missing_docs, unreachable_pub)]
+pub mod google {
+    /// The rich error model.
+    pub mod rpc {
+        grpc_h3::include_proto!("google.rpc");
+    }
+}

@@ -22,10 +22,26 @@ pub use error::{Error, ErrorKind};
 pub use grpc_h3_core::{
     codec, compression, metadata, Code, CompressionEncoding, Metadata, MetadataError, Status,
 };
-pub use message::{PeerInfo, Request, Response};
+pub use message::{IntoRequest, IntoStreamingRequest, PeerInfo, Request, Response};
 pub use streaming::Streaming;
 
-/// What generated code uses. Not a stable API for hand-written code.
+/// Includes the code generated for a protobuf package by
+/// `grpc_h3_build` in `build.rs`.
+///
+/// ```ignore
+/// pub mod helloworld {
+///     grpc_h3::include_proto!("helloworld");
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_proto {
+    ($package:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $package, ".rs"));
+    };
+}
+
+/// What generated code uses: the only module it imports from this crate.
+/// Not a stable API for hand-written code.
 #[doc(hidden)]
 pub mod codegen {
     pub use crate::client::{CallOptions, Channel};
@@ -33,8 +49,13 @@ pub mod codegen {
         client_streaming, server_streaming, streaming, unary, CallFuture, NamedService, ServerCall,
         Service,
     };
-    pub use crate::{CompressionEncoding, Request, Response, Status, Streaming};
+    pub use crate::{
+        CompressionEncoding, IntoRequest, IntoStreamingRequest, Request, Response, Status,
+        Streaming,
+    };
     pub use futures_core::Stream;
     pub use grpc_h3_core::ProstCodec;
+    pub use std::future::Future;
     pub use std::sync::Arc;
+    pub use std::time::Duration;
 }

@@ -241,3 +241,58 @@ impl<T> Response<T> {
         (self.metadata, self.message, self.trailers)
     }
 }
+
+/// Anything a client method accepts as a request: a message, or a
+/// [`Request`] carrying metadata and options with it.
+pub trait IntoRequest<T> {
+    /// Wraps the value into a request.
+    fn into_request(self) -> Request<T>;
+}
+
+impl<T> IntoRequest<T> for T {
+    fn into_request(self) -> Request<T> {
+        Request::new(self)
+    }
+}
+
+impl<T> IntoRequest<T> for Request<T> {
+    fn into_request(self) -> Request<T> {
+        self
+    }
+}
+
+/// Anything a client-streaming or bidirectional method accepts: a stream of
+/// messages, or a [`Request`] wrapping one.
+pub trait IntoStreamingRequest {
+    /// The stream of messages.
+    type Stream: futures_core::Stream<Item = Self::Message> + Send + 'static;
+    /// The message type.
+    type Message;
+
+    /// Wraps the stream into a request.
+    fn into_streaming_request(self) -> Request<Self::Stream>;
+}
+
+impl<S> IntoStreamingRequest for S
+where
+    S: futures_core::Stream + Send + 'static,
+{
+    type Stream = S;
+    type Message = S::Item;
+
+    fn into_streaming_request(self) -> Request<S> {
+        Request::new(self)
+    }
+}
+
+impl<S> IntoStreamingRequest for Request<S>
+where
+    S: futures_core::Stream + Send + 'static,
+{
+    type Stream = S;
+    type Message = S::Item;
+
+    fn into_streaming_request(self) -> Request<S> {
+        self
+    }
+}
