@@ -223,6 +223,7 @@ impl ServerBuilder {
             config: self.config,
             services: self.services,
             live_calls: AtomicUsize::new(0),
+            running_calls: AtomicUsize::new(0),
             calls_drained: Notify::new(),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),

@@ -52,7 +52,11 @@ impl Server {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
+    /// Calls from their headers until their response is acknowledged.
     pub(crate) live_calls: AtomicUsize,
+    /// Calls whose handler or response is still in progress.
+    pub(crate) running_calls: AtomicUsize,
+    /// Notified when either counter reaches zero.
     pub(crate) calls_drained: Notify,
     /// Cancelled when graceful shutdown starts (GOAWAY everywhere).
     pub(crate) drain: CancellationToken,
@@ -163,31 +167,59 @@ impl BoundServer {
             "draining"
         );
         shared.drain.cancel();
-        let grace = tokio::time::sleep(shared.config.grace_period);
-        tokio::pin!(grace);
-        loop {
-            let drained = shared.calls_drained.notified();
-            if shared.live_calls.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            tokio::select! {
-                () = drained => {}
-                () = &mut grace => {
-                    tracing::warn!(
-                        live_calls = shared.live_calls.load(Ordering::Acquire),
-                        "grace period over; resetting the calls still running"
-                    );
-                    break;
-                }
-                Some(incoming) = endpoint.accept() => incoming.refuse(),
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
+        // Phase 1: handlers finish and responses are written, within the
+        // grace period. Phase 2: clients acknowledge the last bytes; a
+        // client that vanished never will, so this waits only briefly.
+        let grace = tokio::time::Instant::now() + shared.config.grace_period;
+        if drain_until(&endpoint, &shared, &mut connections, grace, running_calls).await {
+            let linger = grace.min(tokio::time::Instant::now() + ACK_LINGER);
+            drain_until(&endpoint, &shared, &mut connections, linger, live_calls).await;
+        } else {
+            tracing::warn!(
+                running_calls = shared.running_calls.load(Ordering::Acquire),
+                "grace period over; resetting the calls still running"
+            );
         }
         shared.abort.cancel();
         while connections.join_next().await.is_some() {}
         endpoint.close(quinn::VarInt::from_u32(0x100), b"server shut down");
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
         Ok(())
+    }
+}
+
+/// How long a drain waits for clients to acknowledge responses that are
+/// already sent: many round trips on any sane network.
+const ACK_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn running_calls(shared: &Shared) -> &AtomicUsize {
+    &shared.running_calls
+}
+
+fn live_calls(shared: &Shared) -> &AtomicUsize {
+    &shared.live_calls
+}
+
+/// Waits until `counter` is zero or `deadline` passes, refusing new
+/// connections meanwhile; returns whether the counter reached zero.
+async fn drain_until(
+    endpoint: &quinn::Endpoint,
+    shared: &Shared,
+    connections: &mut tokio::task::JoinSet<()>,
+    deadline: tokio::time::Instant,
+    counter: fn(&Shared) -> &AtomicUsize,
+) -> bool {
+    loop {
+        let drained = shared.calls_drained.notified();
+        if counter(shared).load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        tokio::select! {
+            () = drained => {}
+            () = tokio::time::sleep_until(deadline) => return false,
+            Some(incoming) = endpoint.accept() => incoming.refuse(),
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
 }
 

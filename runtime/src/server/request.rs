@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,20 +28,26 @@ use crate::transport::quic::{self, StreamEnd};
 
 type Resolver = h3::server::RequestResolver<quic::Connection, Bytes>;
 
-/// Counts a call as live for as long as it exists.
-struct LiveCall(Arc<super::Shared>);
+/// Counts a call in one of the server's counters while it exists.
+struct Counted {
+    shared: Arc<super::Shared>,
+    counter: fn(&super::Shared) -> &AtomicUsize,
+}
 
-impl LiveCall {
-    fn enter(shared: &Arc<super::Shared>) -> LiveCall {
-        shared.live_calls.fetch_add(1, Ordering::AcqRel);
-        LiveCall(shared.clone())
+impl Counted {
+    fn enter(shared: &Arc<super::Shared>, counter: fn(&super::Shared) -> &AtomicUsize) -> Counted {
+        counter(shared).fetch_add(1, Ordering::AcqRel);
+        Counted {
+            shared: shared.clone(),
+            counter,
+        }
     }
 }
 
-impl Drop for LiveCall {
+impl Drop for Counted {
     fn drop(&mut self) {
-        if self.0.live_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.calls_drained.notify_waiters();
+        if (self.counter)(&self.shared).fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.calls_drained.notify_waiters();
         }
     }
 }
@@ -241,7 +247,8 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     let cancelled = Arc::new(AtomicBool::new(false));
     let recv = ServerRecvBody::new(recv, cancelled.clone());
 
-    let _live = LiveCall::enter(&shared);
+    let _live = Counted::enter(&shared, |s| &s.live_calls);
+    let running = Counted::enter(&shared, |s| &s.running_calls);
     let (parts, ()) = request.into_parts();
     let (answer, deadline) = route(&ctx, &parts, recv);
     let run = async move {
@@ -267,6 +274,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     }
     // The call stays live until the client has acknowledged the whole
     // response, so a drain that closes the connection next loses nothing.
+    drop(running);
     if let Some(end) = end_signal {
         tokio::select! {
             _ = end => {}
