@@ -2,6 +2,7 @@
 //! with their implementations. The binaries in `src/bin` run them.
 
 pub mod greeter;
+pub mod local;
 pub mod route_guide;
 pub mod user_service;
 

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use grpc_h3::server::Server;
-use grpc_h3::tls::ClientTlsConfig;
-use grpc_h3::{CallOptions, Channel, Code, Request};
+use grpc_h3::{CallOptions, Code, Request};
 use grpc_h3_examples::greeter::MyGreeter;
 use grpc_h3_examples::helloworld::greeter_client::GreeterClient;
 use grpc_h3_examples::helloworld::greeter_server::GreeterServer;
 use grpc_h3_examples::helloworld::HelloRequest;
+use grpc_h3_examples::local::{self, LocalServer};
 use grpc_h3_examples::route_guide::{sample_features, MyRouteGuide};
 use grpc_h3_examples::routeguide::route_guide_client::RouteGuideClient;
 use grpc_h3_examples::routeguide::route_guide_server::RouteGuideServer;
@@ -20,46 +20,16 @@ use grpc_h3_examples::user::v1::user_service_server::UserServiceServer;
 use grpc_h3_examples::user::v1::{CreateUserRequest, DeleteUserRequest, GetUserRequest};
 use grpc_h3_examples::user_service::{resource_info, MyAdminService, MyUserService};
 
-struct Running {
-    channel: Channel,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<Result<(), grpc_h3::Error>>,
-}
-
-async fn start() -> Running {
-    let server = Server::builder()
-        .dev_certificate()
+async fn start() -> LocalServer {
+    let builder = Server::builder()
         .add_service(GreeterServer::new(MyGreeter))
         .add_service(RouteGuideServer::new(MyRouteGuide::new(sample_features())))
         .add_service(UserServiceServer::new(MyUserService::new(
             "t0ken",
             Duration::from_millis(50),
         )))
-        .add_service(AdminServiceServer::new(MyAdminService))
-        .bind("127.0.0.1:0".parse().unwrap())
-        .unwrap();
-    let port = server.local_addr().unwrap().port();
-    let ca = server.dev_certificate_pem().unwrap().to_owned();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve_with_shutdown(async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::builder(format!("https://127.0.0.1:{port}"))
-        .tls_config(ClientTlsConfig::new().ca_certificate(ca))
-        .build()
-        .unwrap();
-    Running {
-        channel,
-        stop,
-        serving,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.serving.await.unwrap().unwrap();
-    }
+        .add_service(AdminServiceServer::new(MyAdminService));
+    local::start(builder).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +43,7 @@ async fn greeter() {
     assert_eq!(reply.get_ref().message, "Hello Ada!");
     let status = client.say_hello(HelloRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    running.stop().await;
+    running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +129,7 @@ async fn route_guide_all_four_kinds() {
     }
     // Each note brings back every earlier note at the same point.
     assert_eq!(seen, ["a", "a", "b"]);
-    running.stop().await;
+    running.stop().await.unwrap();
 }
 
 fn authorized<T>(message: T) -> Request<T> {
@@ -270,7 +240,7 @@ async fn user_service_auth_details_deadlines_and_metadata() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    running.stop().await;
+    running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,5 +257,5 @@ async fn a_service_without_methods_answers_unimplemented() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
-    running.stop().await;
+    running.stop().await.unwrap();
 }

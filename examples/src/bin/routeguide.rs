@@ -1,8 +1,7 @@
 //! Runs a RouteGuide server and exercises all four call kinds against it.
 
 use grpc_h3::server::Server;
-use grpc_h3::tls::ClientTlsConfig;
-use grpc_h3::Channel;
+use grpc_h3_examples::local;
 use grpc_h3_examples::route_guide::{sample_features, MyRouteGuide};
 use grpc_h3_examples::routeguide::route_guide_client::RouteGuideClient;
 use grpc_h3_examples::routeguide::route_guide_server::RouteGuideServer;
@@ -10,20 +9,10 @@ use grpc_h3_examples::routeguide::{Point, Rectangle, RouteNote};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::builder()
-        .dev_certificate()
-        .add_service(RouteGuideServer::new(MyRouteGuide::new(sample_features())))
-        .bind("127.0.0.1:0".parse()?)?;
-    let addr = server.local_addr()?;
-    let ca = server.dev_certificate_pem().unwrap_or_default().to_owned();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve_with_shutdown(async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::builder(format!("https://127.0.0.1:{}", addr.port()))
-        .tls_config(ClientTlsConfig::new().ca_certificate(ca))
-        .build()?;
-    let client = RouteGuideClient::new(channel);
+    let server = local::start(
+        Server::builder().add_service(RouteGuideServer::new(MyRouteGuide::new(sample_features()))),
+    )?;
+    let client = RouteGuideClient::new(server.channel.clone());
 
     let feature = client
         .get_feature(Point {
@@ -74,7 +63,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("RouteChat (bidirectional): earlier note {:?}", note.message);
     }
 
-    let _ = stop.send(());
-    serving.await??;
-    Ok(())
+    server.stop().await
 }

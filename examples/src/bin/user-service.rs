@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use grpc_h3::server::Server;
-use grpc_h3::tls::ClientTlsConfig;
-use grpc_h3::{Channel, Request};
+use grpc_h3::Request;
+use grpc_h3_examples::local;
 use grpc_h3_examples::user::v1::user_service_client::UserServiceClient;
 use grpc_h3_examples::user::v1::user_service_server::UserServiceServer;
 use grpc_h3_examples::user::v1::{CreateUserRequest, GetUserRequest};
@@ -23,20 +23,8 @@ fn authorized<T>(message: T) -> Request<T> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = MyUserService::new("demo-token", Duration::from_millis(20));
-    let server = Server::builder()
-        .dev_certificate()
-        .add_service(UserServiceServer::new(service))
-        .bind("127.0.0.1:0".parse()?)?;
-    let addr = server.local_addr()?;
-    let ca = server.dev_certificate_pem().unwrap_or_default().to_owned();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve_with_shutdown(async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::builder(format!("https://127.0.0.1:{}", addr.port()))
-        .tls_config(ClientTlsConfig::new().ca_certificate(ca))
-        .build()?;
-    let client = UserServiceClient::new(channel).timeout(Duration::from_secs(2));
+    let server = local::start(Server::builder().add_service(UserServiceServer::new(service)))?;
+    let client = UserServiceClient::new(server.channel.clone()).timeout(Duration::from_secs(2));
 
     let status = client
         .get_user(GetUserRequest { id: "u1".into() })
@@ -91,7 +79,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let status = client.get_user(hurried).await.unwrap_err();
     println!("5 ms deadline against a 20 ms handler: {:?}", status.code());
 
-    let _ = stop.send(());
-    serving.await??;
-    Ok(())
+    server.stop().await
 }

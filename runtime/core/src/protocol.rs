@@ -141,6 +141,23 @@ pub fn parse_request(
     })
 }
 
+/// Adds `grpc-encoding` (when compressing) and `grpc-accept-encoding`.
+fn insert_encodings(
+    headers: &mut HeaderMap,
+    encoding: Option<CompressionEncoding>,
+    accept: EnabledEncodings,
+) {
+    if let Some(encoding) = encoding {
+        headers.insert(
+            compression::GRPC_ENCODING,
+            HeaderValue::from_static(encoding.as_str()),
+        );
+    }
+    if let Some(value) = accept.header_value() {
+        headers.insert(compression::GRPC_ACCEPT_ENCODING, value);
+    }
+}
+
 /// Builds the headers of an outgoing request (everything but the pseudo
 /// headers, which the transport sets from the path).
 pub fn request_headers(
@@ -160,15 +177,7 @@ pub fn request_headers(
         let value = timeout::encode_timeout(timeout);
         headers.insert(GRPC_TIMEOUT, HeaderValue::from_str(&value).expect("ASCII"));
     }
-    if let Some(encoding) = encoding {
-        headers.insert(
-            compression::GRPC_ENCODING,
-            HeaderValue::from_static(encoding.as_str()),
-        );
-    }
-    if let Some(value) = accept.header_value() {
-        headers.insert(compression::GRPC_ACCEPT_ENCODING, value);
-    }
+    insert_encodings(&mut headers, encoding, accept);
     headers
 }
 
@@ -181,15 +190,7 @@ pub fn response_headers(
     let mut headers = HeaderMap::with_capacity(3 + metadata.len());
     metadata.write_into(&mut headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_GRPC));
-    if let Some(encoding) = encoding {
-        headers.insert(
-            compression::GRPC_ENCODING,
-            HeaderValue::from_static(encoding.as_str()),
-        );
-    }
-    if let Some(value) = accept.header_value() {
-        headers.insert(compression::GRPC_ACCEPT_ENCODING, value);
-    }
+    insert_encodings(&mut headers, encoding, accept);
     headers
 }
 

@@ -185,6 +185,46 @@ impl Channel {
         }
     }
 
+    /// Encodes the single request message, opens the call and sends it.
+    async fn open_single<C: Codec>(
+        &self,
+        request: Request<C::Encode>,
+        path: &str,
+        codec: &mut C,
+        options: &CallOptions,
+        setup: &CallSetup,
+    ) -> Result<(ClientSendBody, ClientRecvBody, Sender), Status> {
+        let (metadata, message) = request.into_parts();
+        let mut frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
+        // Encoded first: an oversize request never opens a stream.
+        let frame = frames.encode(codec, message)?;
+        let (mut send, recv, sender) = self.open(path, &metadata, setup, options).await?;
+        Self::send_one(&mut send, frame).await;
+        Ok((send, recv, sender))
+    }
+
+    /// Opens a call whose requests come from a stream, sent by a task;
+    /// returns the response side and what must live as long as the call.
+    async fn open_streaming<C, S>(
+        &self,
+        request: Request<S>,
+        path: &str,
+        codec: &C,
+        options: &CallOptions,
+        setup: &CallSetup,
+        failure: &LocalFailure,
+    ) -> Result<(ClientRecvBody, Box<dyn std::any::Any + Send>), Status>
+    where
+        C: Codec + Clone,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let (metadata, messages) = request.into_parts();
+        let (send, recv, sender) = self.open(path, &metadata, setup, options).await?;
+        let frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
+        let task = Self::spawn_sender(send, messages, codec.clone(), frames, failure.clone());
+        Ok((recv, Box::new((sender, task))))
+    }
+
     /// A unary call: one request, one response.
     pub async fn unary<C: Codec>(
         &self,
@@ -195,12 +235,10 @@ impl Channel {
     ) -> Result<Response<C::Decode>, Status> {
         let setup = CallSetup::new(&request, options);
         within(setup.deadline, async {
-            let (metadata, message) = request.into_parts();
-            let mut frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
-            let frame = frames.encode(&mut codec, message)?;
-            let (mut send, recv, sender) = self.open(path, &metadata, &setup, options).await?;
             // A failed send fails the receive side too, which says why.
-            Self::send_one(&mut send, frame).await;
+            let (_send, recv, sender) = self
+                .open_single(request, path, &mut codec, options, &setup)
+                .await?;
             self.read_one(recv, codec, options, Box::new(sender)).await
         })
         .await
@@ -216,11 +254,9 @@ impl Channel {
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let setup = CallSetup::new(&request, options);
         let (metadata, stream) = within(setup.deadline, async {
-            let (metadata, message) = request.into_parts();
-            let mut frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
-            let frame = frames.encode(&mut codec, message)?;
-            let (mut send, recv, sender) = self.open(path, &metadata, &setup, options).await?;
-            Self::send_one(&mut send, frame).await;
+            let (send, recv, sender) = self
+                .open_single(request, path, &mut codec, options, &setup)
+                .await?;
             let (metadata, stream) = self.read_head(recv, codec, options).await?;
             Ok((
                 metadata,
@@ -279,12 +315,10 @@ impl Channel {
         let setup = CallSetup::new(&request, options);
         let failure = LocalFailure::default();
         let result = within(setup.deadline, async {
-            let (metadata, messages) = request.into_parts();
-            let (send, recv, sender) = self.open(path, &metadata, &setup, options).await?;
-            let frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
-            let task = Self::spawn_sender(send, messages, codec.clone(), frames, failure.clone());
-            self.read_one(recv, codec, options, Box::new((sender, task)))
-                .await
+            let (recv, keep_alive) = self
+                .open_streaming(request, path, &codec, options, &setup, &failure)
+                .await?;
+            self.read_one(recv, codec, options, keep_alive).await
         })
         .await;
         result.map_err(|status| local_failure_or(&failure, status))
@@ -306,13 +340,12 @@ impl Channel {
         let setup = CallSetup::new(&request, options);
         let failure = LocalFailure::default();
         let result = within(setup.deadline, async {
-            let (metadata, messages) = request.into_parts();
-            let (send, recv, sender) = self.open(path, &metadata, &setup, options).await?;
-            let frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
-            let task = Self::spawn_sender(send, messages, codec.clone(), frames, failure.clone());
+            let (recv, keep_alive) = self
+                .open_streaming(request, path, &codec, options, &setup, &failure)
+                .await?;
             let (metadata, stream) = self.read_head(recv, codec, options).await?;
             let stream = stream
-                .for_client(setup.deadline, Box::new((sender, task)))
+                .for_client(setup.deadline, keep_alive)
                 .with_local_failure(failure.clone());
             Ok((metadata, stream))
         })

@@ -134,6 +134,17 @@ async fn single_message<T>(stream: &mut Streaming<T>) -> Result<T, Status> {
     Ok(message)
 }
 
+/// Reads the one request message of a unary or server-streaming call.
+async fn single_request<C: Codec + Clone>(
+    call: ServerCall,
+    codec: C,
+) -> Result<(Request<C::Decode>, ReplyEncoder<C>), Status> {
+    let (request, encoder) = call.split(codec);
+    let (mut stream, request) = request.swap(());
+    let message = single_message(&mut stream).await?;
+    Ok((request.map(|()| message), encoder))
+}
+
 fn reply_one<C: Codec>(
     encoder: &mut ReplyEncoder<C>,
     response: Response<C::Encode>,
@@ -174,14 +185,11 @@ where
     F: FnOnce(Request<C::Decode>) -> Fut,
     Fut: Future<Output = Result<Response<C::Encode>, Status>>,
 {
-    let (request, mut encoder) = call.split(codec);
-    let (mut stream, request) = request.swap(());
-    let message = match single_message(&mut stream).await {
-        Ok(message) => message,
+    let (request, mut encoder) = match single_request(call, codec).await {
+        Ok(parts) => parts,
         Err(status) => return ServerReply::error(status),
     };
-    drop(stream);
-    match handler(request.map(|()| message)).await {
+    match handler(request).await {
         Ok(response) => reply_one(&mut encoder, response),
         Err(status) => ServerReply::error(status),
     }
@@ -195,14 +203,11 @@ where
     Fut: Future<Output = Result<Response<S>, Status>>,
     S: Stream<Item = Result<C::Encode, Status>> + Send + 'static,
 {
-    let (request, encoder) = call.split(codec);
-    let (mut stream, request) = request.swap(());
-    let message = match single_message(&mut stream).await {
-        Ok(message) => message,
+    let (request, encoder) = match single_request(call, codec).await {
+        Ok(parts) => parts,
         Err(status) => return ServerReply::error(status),
     };
-    drop(stream);
-    match handler(request.map(|()| message)).await {
+    match handler(request).await {
         Ok(response) => reply_stream(encoder, response),
         Err(status) => ServerReply::error(status),
     }
