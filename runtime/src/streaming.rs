@@ -25,6 +25,22 @@ pub(crate) trait RecvBody: Send + 'static {
 
 type DecodeFn<T> = Box<dyn FnMut(Bytes) -> Result<T, Status> + Send>;
 
+/// The server runs the deadline the client sent, starting later and rounded
+/// up, so it never fires first: a cancellation that arrives once the
+/// client's own deadline has passed is the deadline, and gRFC G2 says the
+/// client reports DEADLINE_EXCEEDED then (the reset can simply win the race
+/// against the client's timer).
+pub(crate) fn blame_deadline(status: Status, deadline: Option<Instant>) -> Status {
+    match deadline {
+        Some(deadline)
+            if status.code() == grpc_h3_core::Code::Cancelled && Instant::now() >= deadline =>
+        {
+            Status::deadline_exceeded(format!("deadline exceeded ({})", status.message()))
+        }
+        _ => status,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Messages,
@@ -49,6 +65,7 @@ pub struct Streaming<T> {
     expects_trailers: bool,
     trailers: Option<Metadata>,
     deadline: Option<Pin<Box<Sleep>>>,
+    deadline_at: Option<Instant>,
     // Whatever must live exactly as long as the call (the connection handle,
     // the task sending requests).
     keep_alive: Option<Box<dyn Any + Send>>,
@@ -72,6 +89,7 @@ impl<T> Streaming<T> {
             expects_trailers: false,
             trailers: None,
             deadline: None,
+            deadline_at: None,
             keep_alive: None,
             local_failure: None,
         }
@@ -86,6 +104,7 @@ impl<T> Streaming<T> {
     ) -> Streaming<T> {
         self.expects_trailers = true;
         self.deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        self.deadline_at = deadline;
         self.keep_alive = Some(keep_alive);
         self
     }
@@ -129,7 +148,8 @@ impl<T> Streaming<T> {
             .local_failure
             .as_ref()
             .and_then(|f| f.lock().expect("failure lock").take());
-        Poll::Ready(Some(Err(local.unwrap_or(status))))
+        let status = local.unwrap_or_else(|| blame_deadline(status, self.deadline_at));
+        Poll::Ready(Some(Err(status)))
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Status>>> {
@@ -214,5 +234,23 @@ impl<T> fmt::Debug for Streaming<T> {
             .field("state", &self.state)
             .field("buffered", &self.decoder.buffered())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grpc_h3_core::Code;
+    use std::time::Duration;
+
+    #[test]
+    fn a_cancellation_after_the_deadline_is_the_deadline() {
+        let past = Some(Instant::now() - Duration::from_millis(1));
+        let future = Some(Instant::now() + Duration::from_secs(60));
+        let blame = |code, deadline| blame_deadline(Status::new(code, "reset"), deadline).code();
+        assert_eq!(blame(Code::Cancelled, past), Code::DeadlineExceeded);
+        assert_eq!(blame(Code::Cancelled, future), Code::Cancelled);
+        assert_eq!(blame(Code::Cancelled, None), Code::Cancelled);
+        assert_eq!(blame(Code::Unavailable, past), Code::Unavailable);
     }
 }

@@ -65,9 +65,12 @@ async fn within<T>(
 ) -> Result<T, Status> {
     match deadline {
         None => call.await,
-        Some(deadline) => tokio::time::timeout_at(deadline, call)
-            .await
-            .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded"))),
+        Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => {
+                result.map_err(|status| crate::streaming::blame_deadline(status, Some(deadline)))
+            }
+            Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
+        },
     }
 }
 

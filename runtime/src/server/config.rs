@@ -47,7 +47,7 @@ impl Default for ServerConfig {
 
 /// Configures a server. Every setting has a default; only a TLS identity
 /// and at least one service are needed.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ServerBuilder {
     config: ServerConfig,
     identity: Option<Identity>,

@@ -352,10 +352,24 @@ pub async fn start_at(
 ) -> TestServer {
     let service = EchoService::default();
     let stats = service.stats.clone();
-    let builder = Server::builder()
-        .tls_identity(cert.cert_pem(), cert.key_pem())
-        .add_service(service);
-    let bound = configure(builder).bind(addr).unwrap();
+    let builder = configure(
+        Server::builder()
+            .tls_identity(cert.cert_pem(), cert.key_pem())
+            .add_service(service),
+    );
+    // Rebinding a port right after a shutdown in the same process can race
+    // the old endpoint releasing its socket: retry briefly.
+    let mut attempts = 0;
+    let bound = loop {
+        match builder.clone().bind(addr) {
+            Ok(bound) => break bound,
+            Err(_) if attempts < 50 && addr.port() != 0 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("binding {addr}: {e}"),
+        }
+    };
     let addr = bound.local_addr().unwrap();
     let handle = bound.handle();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
