@@ -24,6 +24,7 @@ pub use grpc_h3_core::{
 };
 pub use message::{IntoRequest, IntoStreamingRequest, PeerInfo, Request, Response};
 pub use streaming::Streaming;
+pub use tokio_util::sync::CancellationToken;
 
 /// Includes the code generated for a protobuf package by
 /// `grpc_h3_build` in `build.rs`.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use grpc_h3_core::{CompressionEncoding, Metadata};
 use rustls::pki_types::CertificateDer;
+use tokio_util::sync::CancellationToken;
 
 /// Who is on the other end of a call, as a server handler sees it.
 #[derive(Clone, Debug)]
@@ -33,6 +34,7 @@ pub struct Request<T> {
     message: T,
     timeout: Option<Duration>,
     compression: Option<Option<CompressionEncoding>>,
+    cancellation: Option<CancellationToken>,
     deadline: Option<Instant>,
     peer: Option<PeerInfo>,
 }
@@ -45,6 +47,7 @@ impl<T> Request<T> {
             message,
             timeout: None,
             compression: None,
+            cancellation: None,
             deadline: None,
             peer: None,
         }
@@ -116,6 +119,26 @@ impl<T> Request<T> {
         self.compression
     }
 
+    /// Client: cancels the call when `token` is cancelled, like cancelling a
+    /// context in other gRPC libraries. The stream is reset
+    /// (H3_REQUEST_CANCELLED) and the call, or its response stream, ends
+    /// with CANCELLED. Dropping the call cancels it too, without a status.
+    ///
+    /// ```
+    /// let token = grpc_h3::CancellationToken::new();
+    /// let mut request = grpc_h3::Request::new(());
+    /// request.set_cancellation(token.clone());
+    /// // ... later, from anywhere:
+    /// token.cancel();
+    /// ```
+    pub fn set_cancellation(&mut self, token: CancellationToken) {
+        self.cancellation = Some(token);
+    }
+
+    pub(crate) fn cancellation(&self) -> Option<&CancellationToken> {
+        self.cancellation.as_ref()
+    }
+
     /// Server: when the client's deadline passes. The call is cancelled at
     /// that moment; handlers can use this to budget downstream calls.
     pub fn deadline(&self) -> Option<Instant> {
@@ -144,6 +167,7 @@ impl<T> Request<T> {
             message: old,
             timeout,
             compression,
+            cancellation,
             deadline,
             peer,
         } = self;
@@ -152,6 +176,7 @@ impl<T> Request<T> {
             message,
             timeout,
             compression,
+            cancellation,
             deadline,
             peer,
         };

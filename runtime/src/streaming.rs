@@ -12,6 +12,7 @@ use futures_core::Stream;
 use grpc_h3_core::{protocol, Codec, FrameDecoder, Metadata, Status};
 use http::HeaderMap;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// The receiving side of a call as a transport provides it: body bytes, then
 /// optional trailers. Dropping it before the end cancels the stream.
@@ -24,6 +25,11 @@ pub(crate) trait RecvBody: Send + 'static {
 }
 
 type DecodeFn<T> = Box<dyn FnMut(Bytes) -> Result<T, Status> + Send>;
+
+/// The status of a call cancelled through its cancellation token.
+pub(crate) fn cancelled_by_client() -> Status {
+    Status::cancelled("the call was cancelled by the client")
+}
 
 /// The server runs the deadline the client sent, starting later and rounded
 /// up, so it never fires first: a cancellation that arrives once the
@@ -66,6 +72,7 @@ pub struct Streaming<T> {
     trailers: Option<Metadata>,
     deadline: Option<Pin<Box<Sleep>>>,
     deadline_at: Option<Instant>,
+    cancellation: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     // Whatever must live exactly as long as the call (the connection handle,
     // the task sending requests).
     keep_alive: Option<Box<dyn Any + Send>>,
@@ -90,18 +97,22 @@ impl<T> Streaming<T> {
             trailers: None,
             deadline: None,
             deadline_at: None,
+            cancellation: None,
             keep_alive: None,
             local_failure: None,
         }
     }
 
     /// A client-side stream: it reads the trailers at the end, fails at
-    /// `deadline`, and holds `keep_alive` until the call ends.
+    /// `deadline` or when `cancellation` fires, and holds `keep_alive`
+    /// until the call ends.
     pub(crate) fn for_client(
         mut self,
         deadline: Option<Instant>,
+        cancellation: Option<CancellationToken>,
         keep_alive: Box<dyn Any + Send>,
     ) -> Streaming<T> {
+        self.cancellation = cancellation.map(|token| Box::pin(token.cancelled_owned()));
         self.expects_trailers = true;
         self.deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
         self.deadline_at = deadline;
@@ -132,6 +143,12 @@ impl<T> Streaming<T> {
         poll_fn(|cx| self.poll_message(cx)).await.transpose()
     }
 
+    /// Whether the last message returned arrived with the compressed flag
+    /// set (the peer compressed it).
+    pub fn last_message_compressed(&self) -> bool {
+        self.decoder.last_message_compressed()
+    }
+
     /// The trailing metadata, once a client's stream has ended with OK.
     pub fn trailers(&self) -> Option<&Metadata> {
         self.trailers.as_ref()
@@ -144,6 +161,7 @@ impl<T> Streaming<T> {
         self.body = None;
         self.keep_alive = None;
         self.deadline = None;
+        self.cancellation = None;
         let local = self
             .local_failure
             .as_ref()
@@ -153,6 +171,12 @@ impl<T> Streaming<T> {
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Status>>> {
+        if let Some(cancelled) = &mut self.cancellation {
+            if cancelled.as_mut().poll(cx).is_ready() && self.state != State::Done {
+                self.cancellation = None;
+                return self.fail(cancelled_by_client());
+            }
+        }
         if let Some(deadline) = &mut self.deadline {
             if deadline.as_mut().poll(cx).is_ready() && self.state != State::Done {
                 return self.fail(Status::deadline_exceeded(

@@ -330,3 +330,54 @@ async fn untrusted_server_certificate_is_unavailable_with_a_clear_message() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_token_ends_the_call_with_cancelled_on_both_sides() {
+    let server = start(|b| b).await;
+    let client = EchoClient::new(server.channel());
+
+    let token = grpc_h3::CancellationToken::new();
+    let mut request = Request::new(sleeping(30_000));
+    request.set_cancellation(token.clone());
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move { client.unary(request).await })
+    };
+    server
+        .stats
+        .wait_for("the handler to start", |s| {
+            s.running.load(Ordering::SeqCst) == 1
+        })
+        .await;
+    token.cancel();
+    let status = call.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    server
+        .stats
+        .wait_for("the handler to be dropped", |s| {
+            s.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+
+    // On a response stream: messages flow until the token fires.
+    let token = grpc_h3::CancellationToken::new();
+    let mut request = Request::new(EchoRequest {
+        response_count: 10_000,
+        response_size: 10,
+        ..Default::default()
+    });
+    request.set_cancellation(token.clone());
+    let mut stream = client.server_stream(request).await.unwrap().into_inner();
+    stream.message().await.unwrap().unwrap();
+    token.cancel();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
+    assert!(stream.message().await.unwrap().is_none());
+    server
+        .stats
+        .wait_for("the stream handler to be dropped", |s| {
+            s.dropped.load(Ordering::SeqCst) == 2
+        })
+        .await;
+    server.wait_no_live_calls().await;
+    server.shutdown().await;
+}

@@ -23,6 +23,14 @@ pub trait Codec: Send + 'static {
 
     /// Deserializes one whole message.
     fn decode(&mut self, src: Bytes) -> Result<Self::Decode, Status>;
+
+    /// Whether `item` is compressed when the call has a compression
+    /// encoding: a per-message switch, like grpc-java's
+    /// `setMessageCompression`. Default: every message is.
+    fn compress(&mut self, item: &Self::Encode) -> bool {
+        let _ = item;
+        true
+    }
 }
 
 /// The protobuf codec, backed by prost.

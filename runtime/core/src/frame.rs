@@ -53,7 +53,8 @@ impl FrameEncoder {
     pub fn encode<C: Codec>(&mut self, codec: &mut C, item: C::Encode) -> Result<Bytes, Status> {
         self.buf.reserve(HEADER_LEN);
         self.buf.put_bytes(0, HEADER_LEN);
-        let flag = match self.compression {
+        let compression = self.compression.filter(|_| codec.compress(&item));
+        let flag = match compression {
             None => {
                 codec.encode(item, &mut self.buf)?;
                 0
@@ -91,6 +92,7 @@ impl FrameEncoder {
 pub struct FrameDecoder {
     buf: BytesMut,
     pending: Option<(bool, usize)>,
+    last_compressed: bool,
     encoding: Option<CompressionEncoding>,
     max_message_size: usize,
 }
@@ -102,6 +104,7 @@ impl FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             pending: None,
+            last_compressed: false,
             encoding,
             max_message_size,
         }
@@ -115,6 +118,11 @@ impl FrameDecoder {
             let n = chunk.len();
             data.advance(n);
         }
+    }
+
+    /// Whether the last message returned had the compressed flag set.
+    pub fn last_message_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// Bytes buffered but not yet returned as messages.
@@ -162,6 +170,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.pending = None;
+        self.last_compressed = compressed;
         let payload = self.buf.split_to(len).freeze();
         match (compressed, self.encoding) {
             (true, Some(encoding)) => {
@@ -286,6 +295,43 @@ mod tests {
         let mut dec = FrameDecoder::new(None, 1024);
         dec.push(&[2, 0, 0, 0, 0][..]);
         assert_eq!(dec.next_message().unwrap_err().code(), Code::Internal);
+    }
+
+    /// Compresses only messages longer than 3 bytes.
+    struct Picky;
+
+    impl Codec for Picky {
+        type Encode = Bytes;
+        type Decode = Bytes;
+        fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), Status> {
+            dst.extend_from_slice(&item);
+            Ok(())
+        }
+        fn decode(&mut self, src: Bytes) -> Result<Bytes, Status> {
+            Ok(src)
+        }
+        fn compress(&mut self, item: &Bytes) -> bool {
+            item.len() > 3
+        }
+    }
+
+    #[cfg(feature = "gzip")]
+    #[test]
+    fn compression_can_be_switched_per_message() {
+        let gzip = Some(CompressionEncoding::Gzip);
+        let mut enc = FrameEncoder::new(gzip, usize::MAX);
+        let small = enc.encode(&mut Picky, Bytes::from_static(b"abc")).unwrap();
+        let large = enc
+            .encode(&mut Picky, Bytes::from_static(b"abcdefgh"))
+            .unwrap();
+        assert_eq!((small[0], large[0]), (0, 1));
+        let mut dec = FrameDecoder::new(gzip, 100);
+        dec.push(small);
+        dec.push(large);
+        assert_eq!(&dec.next_message().unwrap().unwrap()[..], b"abc");
+        assert!(!dec.last_message_compressed());
+        assert_eq!(&dec.next_message().unwrap().unwrap()[..], b"abcdefgh");
+        assert!(dec.last_message_compressed());
     }
 
     #[cfg(feature = "gzip")]

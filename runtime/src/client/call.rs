@@ -9,6 +9,7 @@ use grpc_h3_core::protocol::{self, ResponseHead};
 use grpc_h3_core::{Codec, CompressionEncoding, FrameDecoder, FrameEncoder, Metadata, Status};
 use h3::error::StreamError;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::connection::Sender;
 use super::{CallOptions, Channel};
@@ -42,6 +43,7 @@ struct CallSetup {
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     encoding: Option<CompressionEncoding>,
+    cancellation: Option<CancellationToken>,
 }
 
 impl CallSetup {
@@ -53,13 +55,28 @@ impl CallSetup {
             encoding: request
                 .compression_override()
                 .unwrap_or(options.send_compression),
+            cancellation: request.cancellation().cloned(),
         }
     }
 }
 
-/// Runs `call` under the deadline: when it passes, the call future is
-/// dropped (which resets the stream) and the result is DEADLINE_EXCEEDED.
+/// Runs `call` under the deadline and the cancellation token: when either
+/// fires, the call future is dropped (which resets the stream) and the
+/// result is DEADLINE_EXCEEDED or CANCELLED.
 async fn within<T>(
+    setup: &CallSetup,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match &setup.cancellation {
+        None => within_deadline(setup.deadline, call).await,
+        Some(token) => tokio::select! {
+            result = within_deadline(setup.deadline, call) => result,
+            () = token.cancelled() => Err(crate::streaming::cancelled_by_client()),
+        },
+    }
+}
+
+async fn within_deadline<T>(
     deadline: Option<Instant>,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
@@ -162,7 +179,7 @@ impl Channel {
         keep_alive: Box<dyn std::any::Any + Send>,
     ) -> Result<Response<C::Decode>, Status> {
         let (metadata, stream) = self.read_head(recv, codec, options).await?;
-        let mut stream = stream.for_client(None, keep_alive);
+        let mut stream = stream.for_client(None, None, keep_alive);
         let message = stream
             .message()
             .await?
@@ -237,7 +254,7 @@ impl Channel {
         options: &CallOptions,
     ) -> Result<Response<C::Decode>, Status> {
         let setup = CallSetup::new(&request, options);
-        within(setup.deadline, async {
+        within(&setup, async {
             // A failed send fails the receive side too, which says why.
             let (_send, recv, sender) = self
                 .open_single(request, path, &mut codec, options, &setup)
@@ -256,14 +273,18 @@ impl Channel {
         options: &CallOptions,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let setup = CallSetup::new(&request, options);
-        let (metadata, stream) = within(setup.deadline, async {
+        let (metadata, stream) = within(&setup, async {
             let (send, recv, sender) = self
                 .open_single(request, path, &mut codec, options, &setup)
                 .await?;
             let (metadata, stream) = self.read_head(recv, codec, options).await?;
             Ok((
                 metadata,
-                stream.for_client(setup.deadline, Box::new((sender, send))),
+                stream.for_client(
+                    setup.deadline,
+                    setup.cancellation.clone(),
+                    Box::new((sender, send)),
+                ),
             ))
         })
         .await?;
@@ -317,7 +338,7 @@ impl Channel {
     {
         let setup = CallSetup::new(&request, options);
         let failure = LocalFailure::default();
-        let result = within(setup.deadline, async {
+        let result = within(&setup, async {
             let (recv, keep_alive) = self
                 .open_streaming(request, path, &codec, options, &setup, &failure)
                 .await?;
@@ -342,13 +363,13 @@ impl Channel {
     {
         let setup = CallSetup::new(&request, options);
         let failure = LocalFailure::default();
-        let result = within(setup.deadline, async {
+        let result = within(&setup, async {
             let (recv, keep_alive) = self
                 .open_streaming(request, path, &codec, options, &setup, &failure)
                 .await?;
             let (metadata, stream) = self.read_head(recv, codec, options).await?;
             let stream = stream
-                .for_client(setup.deadline, keep_alive)
+                .for_client(setup.deadline, setup.cancellation.clone(), keep_alive)
                 .with_local_failure(failure.clone());
             Ok((metadata, stream))
         })
