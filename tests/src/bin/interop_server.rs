@@ -1,0 +1,109 @@
+//! grpc's interop `TestService` over HTTP/3.
+//!
+//! `interop_server --port 10000` listens on 127.0.0.1 and ::1 (UDP), or on
+//! `--host`. Without `--tls_cert_file/--tls_key_file` it makes a development
+//! certificate and prints where its PEM is (for `interop_client --ca_file`).
+//! SIGTERM or Ctrl-C drains gracefully.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Parser;
+use grpc_h3::tls::DevCertificate;
+use grpc_h3::CancellationToken;
+
+/// Serves grpc.testing.TestService over HTTP/3.
+#[derive(Parser)]
+struct Args {
+    /// UDP port (0 picks one).
+    #[arg(long, default_value_t = 10000)]
+    port: u16,
+    /// Listen on this address only, instead of 127.0.0.1 and ::1.
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// PEM certificate chain.
+    #[arg(long = "tls_cert_file", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long = "tls_key_file", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// Accepted for compatibility; HTTP/3 always uses TLS.
+    #[arg(long = "use_tls", default_value = "true", action = clap::ArgAction::Set)]
+    use_tls: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if !args.use_tls {
+        return Err("--use_tls=false is not possible: HTTP/3 always runs over TLS".into());
+    }
+    let (cert, key) = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => (std::fs::read(cert)?, std::fs::read(key)?),
+        _ => {
+            let dev = DevCertificate::localhost()?;
+            let path =
+                std::env::temp_dir().join(format!("grpc-h3-interop-{}.pem", std::process::id()));
+            std::fs::write(&path, dev.cert_pem())?;
+            println!("development certificate PEM: {}", path.display());
+            (
+                dev.cert_pem().as_bytes().to_vec(),
+                dev.key_pem().as_bytes().to_vec(),
+            )
+        }
+    };
+    let hosts = match args.host {
+        Some(host) => vec![host],
+        None => vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ],
+    };
+    let mut port = args.port;
+    let mut servers = Vec::new();
+    for host in hosts {
+        let builder = grpc_h3_tests::server::builder().tls_identity(&cert, &key);
+        match builder.bind(SocketAddr::new(host, port)) {
+            Ok(server) => {
+                port = server.local_addr()?.port();
+                servers.push(server);
+            }
+            // IPv6 may be unavailable; the first address is required.
+            Err(e) if !servers.is_empty() => eprintln!("not listening on {host}: {e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let addrs: Vec<String> = servers
+        .iter()
+        .filter_map(|s| s.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    println!(
+        "interop_server listening on {} (UDP, HTTP/3)",
+        addrs.join(" and ")
+    );
+
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        signals.cancel();
+    });
+    let running: Vec<_> = servers
+        .into_iter()
+        .map(|server| {
+            let stop = stop.clone();
+            tokio::spawn(server.serve_with_shutdown(async move { stop.cancelled().await }))
+        })
+        .collect();
+    for server in running {
+        server.await??;
+    }
+    println!("interop_server stopped");
+    Ok(())
+}

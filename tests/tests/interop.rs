@@ -1,0 +1,128 @@
+//! The interop matrix: our client against our server, through the same code
+//! the binaries run, and through the binaries themselves.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use grpc_h3::tls::{ClientTlsConfig, DevCertificate};
+use grpc_h3::Channel;
+use grpc_h3_tests::cases::{Runner, ALL};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_passes_against_our_server() {
+    let cert = DevCertificate::localhost().unwrap();
+    let server = grpc_h3_tests::server::builder()
+        .tls_identity(cert.cert_pem(), cert.key_pem())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    let handle = server.handle();
+    let stop = grpc_h3::CancellationToken::new();
+    let serving = tokio::spawn(server.serve_with_shutdown(stop.clone().cancelled_owned()));
+
+    let channel = Channel::builder(format!("https://127.0.0.1:{port}"))
+        .tls_config(ClientTlsConfig::new().ca_certificate(cert.cert_pem()))
+        .build()
+        .unwrap();
+    let runner = Runner::new(channel);
+    let mut failures = Vec::new();
+    for case in ALL {
+        if let Err(reason) = runner.run(case).await {
+            failures.push(format!("{case}: {reason}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
+    assert!(runner
+        .run("no_such_case")
+        .await
+        .unwrap_err()
+        .contains("unknown test case"));
+
+    // Nothing is left running once the cancelled calls have been reaped.
+    for _ in 0..200 {
+        if handle.live_calls() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(handle.live_calls(), 0);
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+}
+
+#[test]
+fn the_binaries_work_from_the_command_line() {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_interop_server"))
+        .args(["--port", "0", "--host", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let pem_line = lines.next().unwrap().unwrap();
+    let pem = pem_line
+        .strip_prefix("development certificate PEM: ")
+        .expect(&pem_line)
+        .to_owned();
+    let listening = lines.next().unwrap().unwrap();
+    let port = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect(&listening)
+        .to_owned();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_interop_client"))
+        .args([
+            "--server_host",
+            "127.0.0.1",
+            "--server_port",
+            &port,
+            "--ca_file",
+            &pem,
+        ])
+        .args(["--server_host_override", "localhost", "--test_case", "all"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS ")).count(),
+        ALL.len(),
+        "{stdout}"
+    );
+
+    // A failing case makes the client exit non-zero.
+    let output = Command::new(env!("CARGO_BIN_EXE_interop_client"))
+        .args([
+            "--server_host",
+            "127.0.0.1",
+            "--server_port",
+            &port,
+            "--ca_file",
+            &pem,
+        ])
+        .args(["--test_case", "empty_unary,bogus_case"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains("PASS empty_unary") && stdout.contains("FAIL bogus_case"),
+        "{stdout}"
+    );
+
+    // SIGTERM drains and exits cleanly.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(lines.next().unwrap().unwrap(), "interop_server stopped");
+    let _ = std::fs::remove_file(pem);
+}
