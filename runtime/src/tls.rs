@@ -14,7 +14,8 @@ use crate::Error;
 
 pub(crate) const ALPN_H3: &[u8] = b"h3";
 
-fn provider() -> Arc<CryptoProvider> {
+/// The default cryptography: rustls on ring, every TLS 1.3 suite.
+pub(crate) fn default_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -148,9 +149,10 @@ pub enum ClientAuth {
 pub(crate) fn server_config(
     identity: &Identity,
     client_ca: Option<(&[Vec<u8>], ClientAuth)>,
+    provider: Arc<CryptoProvider>,
 ) -> Result<rustls::ServerConfig, Error> {
     let (chain, key) = identity.parse()?;
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::tls(e.to_string()))?;
     let builder = match client_ca {
@@ -158,7 +160,7 @@ pub(crate) fn server_config(
         Some((pems, mode)) => {
             let roots = Arc::new(root_store(pems, "client CA")?);
             let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider());
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier = match mode {
                 ClientAuth::Required => verifier,
                 ClientAuth::Optional => verifier.allow_unauthenticated(),
@@ -193,6 +195,7 @@ pub struct ClientTlsConfig {
     identity: Option<Identity>,
     server_name: Option<String>,
     skip_verification: bool,
+    provider: Option<Arc<CryptoProvider>>,
 }
 
 impl ClientTlsConfig {
@@ -241,18 +244,28 @@ impl ClientTlsConfig {
         self
     }
 
+    /// Uses this rustls cryptography provider, e.g. to restrict cipher
+    /// suites or to use a FIPS-validated provider. Default: ring with every
+    /// TLS 1.3 suite.
+    #[must_use]
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
     pub(crate) fn server_name_override(&self) -> Option<&str> {
         self.server_name.as_deref()
     }
 
     pub(crate) fn build(&self) -> Result<rustls::ClientConfig, Error> {
-        let builder = rustls::ClientConfig::builder_with_provider(provider())
+        let provider = self.provider.clone().unwrap_or_else(default_provider);
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::tls(e.to_string()))?;
         let builder = if self.skip_verification {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SkipVerification(provider())))
+                .with_custom_certificate_verifier(Arc::new(SkipVerification(provider)))
         } else {
             let mut roots = root_store(&self.ca_pems, "CA certificate")?;
             if self.system_roots {
@@ -334,10 +347,20 @@ mod tests {
 
     #[test]
     fn bad_pem_gives_actionable_errors() {
-        let err = server_config(&Identity::from_pem("nope", "nope"), None).unwrap_err();
+        let err = server_config(
+            &Identity::from_pem("nope", "nope"),
+            None,
+            default_provider(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("BEGIN CERTIFICATE"), "{err}");
         let cert = DevCertificate::localhost().unwrap();
-        let err = server_config(&Identity::from_pem(cert.cert_pem(), "nope"), None).unwrap_err();
+        let err = server_config(
+            &Identity::from_pem(cert.cert_pem(), "nope"),
+            None,
+            default_provider(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("private key"), "{err}");
         let err = ClientTlsConfig::new().build().unwrap_err();
         assert!(err.to_string().contains("ca_certificate"), "{err}");
@@ -349,6 +372,7 @@ mod tests {
         let server = server_config(
             &cert.identity(),
             Some((&[cert.cert_pem().as_bytes().to_vec()], ClientAuth::Required)),
+            default_provider(),
         )
         .unwrap();
         assert_eq!(server.alpn_protocols, [b"h3".to_vec()]);
