@@ -1,0 +1,194 @@
+//! One client type over both stacks, so every scenario drives them through
+//! identical code.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{pb, Stack};
+
+#[derive(Clone)]
+pub(crate) enum Client {
+    H3(pb::h3::bench_client::BenchClient),
+    Tonic(pb::tonic::bench_client::BenchClient<tonic::transport::Channel>),
+}
+
+/// An open `Hold` call: kept open by holding both directions.
+pub(crate) struct Held {
+    _requests: Box<dyn std::any::Any + Send>,
+    _responses: Box<dyn std::any::Any + Send>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Client {
+    /// A client with its own connection. grpc-h3 connects on the first
+    /// call; tonic here connects at once.
+    pub(crate) async fn connect(
+        stack: Stack,
+        addr: SocketAddr,
+        ca_pem: &[u8],
+    ) -> Result<Client, String> {
+        match stack {
+            Stack::GrpcH3 => {
+                let tls = grpc_h3::tls::ClientTlsConfig::new()
+                    .ca_certificate(ca_pem)
+                    .server_name("localhost")
+                    .crypto_provider(crate::tls::provider());
+                let channel = grpc_h3::Channel::builder(format!("https://{addr}"))
+                    .tls_config(tls)
+                    .idle_timeout(Duration::from_secs(120))
+                    .build()
+                    .map_err(err)?;
+                Ok(Client::H3(
+                    pb::h3::bench_client::BenchClient::new(channel)
+                        .max_decoding_message_size(8 << 20),
+                ))
+            }
+            Stack::Tonic => {
+                let config = crate::tls::tcp_client(ca_pem);
+                let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+                    let config = config.clone();
+                    async move {
+                        let tcp = tokio::net::TcpStream::connect(addr).await?;
+                        tcp.set_nodelay(true)?;
+                        let name = rustls::pki_types::ServerName::try_from("localhost")
+                            .expect("a DNS name");
+                        let tls = tokio_rustls::TlsConnector::from(config)
+                            .connect(name, tcp)
+                            .await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                    }
+                });
+                let channel = tonic::transport::Endpoint::from_shared(format!(
+                    "https://localhost:{}",
+                    addr.port()
+                ))
+                .map_err(err)?
+                .connect_with_connector(connector)
+                .await
+                .map_err(err)?;
+                Ok(Client::Tonic(
+                    pb::tonic::bench_client::BenchClient::new(channel)
+                        .max_decoding_message_size(8 << 20),
+                ))
+            }
+            Stack::TonicH2c => {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(err)?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await
+                    .map_err(err)?;
+                Ok(Client::Tonic(
+                    pb::tonic::bench_client::BenchClient::new(channel)
+                        .max_decoding_message_size(8 << 20),
+                ))
+            }
+        }
+    }
+
+    /// One unary echo of `body`.
+    pub(crate) async fn unary(&self, body: &Bytes) -> Result<(), String> {
+        match self {
+            Client::H3(c) => c
+                .unary(pb::h3::Payload {
+                    body: body.to_vec(),
+                })
+                .await
+                .map(drop)
+                .map_err(err),
+            Client::Tonic(c) => {
+                let mut c = c.clone();
+                c.unary(pb::tonic::Payload {
+                    body: body.to_vec(),
+                })
+                .await
+                .map(drop)
+                .map_err(err)
+            }
+        }
+    }
+
+    /// Receives `size`-byte messages for `duration`; returns (messages, bytes).
+    pub(crate) async fn stream_out_for(
+        &self,
+        size: u32,
+        duration: Duration,
+    ) -> Result<(u64, u64), String> {
+        let deadline = Instant::now() + duration;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        match self {
+            Client::H3(c) => {
+                let request = pb::h3::StreamRequest {
+                    message_size: size,
+                    count: 0,
+                };
+                let mut stream = c.stream_out(request).await.map_err(err)?.into_inner();
+                while Instant::now() < deadline {
+                    let message = stream
+                        .message()
+                        .await
+                        .map_err(err)?
+                        .ok_or("stream ended early")?;
+                    messages += 1;
+                    bytes += message.body.len() as u64;
+                }
+            }
+            Client::Tonic(c) => {
+                let mut c = c.clone();
+                let request = pb::tonic::StreamRequest {
+                    message_size: size,
+                    count: 0,
+                };
+                let mut stream = c.stream_out(request).await.map_err(err)?.into_inner();
+                while Instant::now() < deadline {
+                    let message = stream
+                        .message()
+                        .await
+                        .map_err(err)?
+                        .ok_or("stream ended early")?;
+                    messages += 1;
+                    bytes += message.body.len() as u64;
+                }
+            }
+        }
+        Ok((messages, bytes))
+    }
+
+    /// Opens a `Hold` call that stays open until the result is dropped.
+    pub(crate) async fn hold(&self) -> Result<Held, String> {
+        match self {
+            Client::H3(c) => {
+                let (tx, rx) = mpsc::channel::<pb::h3::Payload>(1);
+                let responses = c
+                    .hold(ReceiverStream::new(rx))
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                Ok(Held {
+                    _requests: Box::new(tx),
+                    _responses: Box::new(responses),
+                })
+            }
+            Client::Tonic(c) => {
+                let mut c = c.clone();
+                let (tx, rx) = mpsc::channel::<pb::tonic::Payload>(1);
+                let responses = c
+                    .hold(ReceiverStream::new(rx))
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                Ok(Held {
+                    _requests: Box::new(tx),
+                    _responses: Box::new(responses),
+                })
+            }
+        }
+    }
+}

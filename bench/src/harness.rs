@@ -1,0 +1,118 @@
+//! Server processes and certificates shared by every scenario.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::Stack;
+
+/// A development certificate on disk, for server processes.
+pub(crate) struct Certificate {
+    pub(crate) cert_pem: Vec<u8>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+impl Certificate {
+    pub(crate) fn generate() -> Result<Certificate, String> {
+        let dev = grpc_h3::tls::DevCertificate::localhost().map_err(|e| e.to_string())?;
+        let dir = std::env::temp_dir().join(format!("grpc-h3-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, dev.cert_pem()).map_err(|e| e.to_string())?;
+        std::fs::write(&key_path, dev.key_pem()).map_err(|e| e.to_string())?;
+        Ok(Certificate {
+            cert_pem: dev.cert_pem().as_bytes().to_vec(),
+            cert_path,
+            key_path,
+        })
+    }
+}
+
+impl Drop for Certificate {
+    fn drop(&mut self) {
+        if let Some(dir) = self.cert_path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// One stack's server, running as a child process.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `stack` listening on `bind`, inside network namespace `netns`
+    /// if given.
+    pub(crate) fn start(
+        stack: Stack,
+        cert: &Certificate,
+        bind: SocketAddr,
+        netns: Option<&str>,
+    ) -> Result<ServerProcess, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        command
+            .args([
+                "serve",
+                "--stack",
+                stack.name(),
+                "--addr",
+                &bind.to_string(),
+            ])
+            .arg("--cert")
+            .arg(&cert.cert_path)
+            .arg("--key")
+            .arg(&cert.key_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting the {} server: {e}", stack.name()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let addr = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "the {} server said {line:?} instead of LISTENING",
+                    stack.name()
+                )
+            })?;
+        Ok(ServerProcess { child, addr })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Closing stdin asks for a graceful stop; kill if that is slow.
+        drop(self.child.stdin.take());
+        for _ in 0..40 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

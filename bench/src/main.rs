@@ -1,0 +1,195 @@
+//! `grpc-h3-bench`: grpc-h3 against tonic over HTTP/2 with TLS (and plain
+//! h2c as a reference), on the same proto, payloads, tokio settings and TLS
+//! (rustls, TLS 1.3, TLS_AES_128_GCM_SHA256).
+//!
+//! `cargo run --release -p grpc-h3-bench -- all` runs every scenario with
+//! repeats interleaved across stacks; `-- quick` runs a short version. Both
+//! print a markdown table and write `target/bench/latest.json`.
+
+mod client;
+mod harness;
+mod load;
+mod pb;
+mod procfs;
+mod report;
+mod scenarios;
+mod server;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A gRPC stack under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Stack {
+    /// grpc-h3: gRPC over HTTP/3 (QUIC + TLS 1.3).
+    GrpcH3,
+    /// tonic over HTTP/2 with TLS 1.3: the baseline.
+    Tonic,
+    /// tonic over plain HTTP/2 (h2c): a reference line, no encryption.
+    TonicH2c,
+}
+
+impl Stack {
+    const ALL: [Stack; 3] = [Stack::GrpcH3, Stack::Tonic, Stack::TonicH2c];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stack::GrpcH3 => "grpc-h3",
+            Stack::Tonic => "tonic",
+            Stack::TonicH2c => "tonic-h2c",
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(about = "Benchmarks grpc-h3 against tonic over HTTP/2")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every scenario, 3 interleaved repeats (a few minutes).
+    All,
+    /// A short run of every scenario (smoke test; asserts nothing about speed).
+    Quick,
+    /// Internal: serve one stack (the harness runs servers as processes).
+    Serve {
+        #[arg(long, value_enum)]
+        stack: Stack,
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Open-loop load at a fixed rate against a fresh server, latency
+    /// corrected for coordinated omission.
+    OpenLoop {
+        #[arg(long, value_enum)]
+        stack: Stack,
+        /// Calls per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+}
+
+type Scenario = for<'a> fn(
+    Stack,
+    &'a harness::Certificate,
+    scenarios::Scale,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<scenarios::Metrics, String>> + 'a>,
+>;
+
+macro_rules! scenario {
+    ($f:path) => {
+        |stack, cert, scale| Box::pin($f(stack, cert, scale))
+    };
+}
+
+async fn run_suite(scale: scenarios::Scale, repeats: usize) -> Result<(), String> {
+    let cert = harness::Certificate::generate()?;
+    let suite: [(&str, Scenario); 6] = [
+        ("S1", scenario!(scenarios::s1)),
+        ("S2", scenario!(scenarios::s2)),
+        ("S3", scenario!(scenarios::s3)),
+        ("S4", scenario!(scenarios::s4)),
+        ("S5", scenario!(scenarios::s5)),
+        ("S6", scenario!(scenarios::s6)),
+    ];
+    let mut results = report::Results::default();
+    for (name, scenario) in suite {
+        // Interleaved: A, B, C, A, B, C... so drift hits every stack alike.
+        for repeat in 0..repeats {
+            for stack in Stack::ALL {
+                eprintln!("{name} {} (repeat {}/{repeats})", stack.name(), repeat + 1);
+                match scenario(stack, &cert, scale).await {
+                    Ok(metrics) => {
+                        for (metric, value) in metrics {
+                            results.record(name, metric, stack, value);
+                        }
+                    }
+                    Err(e) => eprintln!("  {name} {} failed: {e}", stack.name()),
+                }
+            }
+        }
+    }
+    println!("{}", results.markdown());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("latest.json");
+    std::fs::write(&path, results.json()).map_err(|e| e.to_string())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+async fn open_loop(stack: Stack, rate: f64, seconds: f64) -> Result<(), String> {
+    let cert = harness::Certificate::generate()?;
+    let server =
+        harness::ServerProcess::start(stack, &cert, "127.0.0.1:0".parse().expect("addr"), None)?;
+    let client = client::Client::connect(stack, server.addr, &cert.cert_pem).await?;
+    client.unary(&bytes::Bytes::from_static(b"warm")).await?;
+    let body = bytes::Bytes::from(vec![1u8; 100]);
+    let result = load::open_loop(&client, rate, Duration::from_secs_f64(seconds), body).await;
+    println!(
+        "{}: {} calls at {rate}/s, {} errors; p50 {} us, p90 {} us, p99 {} us, p99.9 {} us",
+        stack.name(),
+        result.calls,
+        result.errors,
+        result.percentile_us(0.5),
+        result.percentile_us(0.9),
+        result.percentile_us(0.99),
+        result.percentile_us(0.999)
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::All => run_suite(scenarios::Scale::full(), 3).await,
+            Command::Quick => run_suite(scenarios::Scale::quick(), 1).await,
+            Command::Serve {
+                stack,
+                addr,
+                cert,
+                key,
+            } => {
+                let (cert, key) = (
+                    std::fs::read(cert).map_err(|e| e.to_string())?,
+                    std::fs::read(key).map_err(|e| e.to_string())?,
+                );
+                server::serve(stack, addr, cert, key)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::OpenLoop {
+                stack,
+                rate,
+                seconds,
+            } => open_loop(stack, rate, seconds).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("grpc-h3-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Medians over repeats, ratios, and the markdown and JSON outputs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::Stack;
+
+/// Every value measured, by (scenario, metric) and stack.
+#[derive(Default)]
+pub(crate) struct Results {
+    rows: Vec<(String, String)>,
+    values: BTreeMap<(String, String), BTreeMap<Stack, Vec<f64>>>,
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    })
+}
+
+fn number(value: Option<f64>) -> String {
+    match value {
+        None => "null".to_owned(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+impl Results {
+    pub(crate) fn record(&mut self, scenario: &str, metric: &str, stack: Stack, value: f64) {
+        let key = (scenario.to_owned(), metric.to_owned());
+        if !self.values.contains_key(&key) {
+            self.rows.push(key.clone());
+        }
+        self.values
+            .entry(key)
+            .or_default()
+            .entry(stack)
+            .or_default()
+            .push(value);
+    }
+
+    fn medians(
+        &self,
+        key: &(String, String),
+    ) -> (Option<f64>, Option<f64>, Option<f64>, Option<f64>) {
+        let get = |stack| {
+            self.values
+                .get(key)
+                .and_then(|m| m.get(&stack))
+                .and_then(|v| median(v))
+        };
+        let (h3, tonic, h2c) = (get(Stack::GrpcH3), get(Stack::Tonic), get(Stack::TonicH2c));
+        let ratio = match (h3, tonic) {
+            (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+            _ => None,
+        };
+        (h3, tonic, ratio, h2c)
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = String::from("| scenario | metric | grpc-h3 | tonic (h2+TLS) | ratio | tonic h2c |\n|---|---|---:|---:|---:|---:|\n");
+        for key in &self.rows {
+            let (h3, tonic, ratio, h2c) = self.medians(key);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                key.0,
+                key.1,
+                number(h3),
+                number(tonic),
+                ratio.map_or("n/a".into(), |r| format!("{r:.2}")),
+                number(h2c)
+            );
+        }
+        out
+    }
+
+    pub(crate) fn json(&self) -> String {
+        let rows: Vec<String> = self
+            .rows
+            .iter()
+            .map(|key| {
+                let (h3, tonic, ratio, h2c) = self.medians(key);
+                format!(
+                    "{{\"scenario\":\"{}\",\"metric\":\"{}\",\"grpc_h3\":{},\"tonic\":{},\"ratio\":{},\"tonic_h2c\":{}}}",
+                    key.0,
+                    key.1,
+                    number(h3),
+                    number(tonic),
+                    ratio.map_or("null".into(), |r| format!("{r:.4}")),
+                    number(h2c)
+                )
+            })
+            .collect();
+        format!("[\n  {}\n]\n", rows.join(",\n  "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_ratios() {
+        let mut r = Results::default();
+        for v in [3.0, 1.0, 2.0] {
+            r.record("S1", "p50_us", Stack::GrpcH3, v);
+        }
+        for v in [4.0, 4.0] {
+            r.record("S1", "p50_us", Stack::Tonic, v);
+        }
+        let json = r.json();
+        assert!(json.contains("\"grpc_h3\":2.000"), "{json}");
+        assert!(json.contains("\"tonic\":4.000"), "{json}");
+        assert!(json.contains("\"ratio\":0.5000"), "{json}");
+        assert!(json.contains("\"tonic_h2c\":null"), "{json}");
+        assert!(r
+            .markdown()
+            .contains("| S1 | p50_us | 2.000 | 4.000 | 0.50 | null |"));
+    }
+}
