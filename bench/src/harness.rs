@@ -30,6 +30,13 @@ impl Certificate {
     }
 }
 
+impl Certificate {
+    /// Where the certificate's PEM is, for processes to trust it.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.cert_path
+    }
+}
+
 impl Drop for Certificate {
     fn drop(&mut self) {
         if let Some(dir) = self.cert_path.parent() {

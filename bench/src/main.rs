@@ -9,6 +9,8 @@
 mod client;
 mod harness;
 mod load;
+mod lossy;
+mod netns;
 mod pb;
 mod procfs;
 mod report;
@@ -55,9 +57,17 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Every scenario, 3 interleaved repeats (a few minutes).
-    All,
+    All {
+        /// Only these scenarios (e.g. S1,S3).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
     /// A short run of every scenario (smoke test; asserts nothing about speed).
-    Quick,
+    Quick {
+        /// Only these scenarios (e.g. S1,S3).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
     /// Internal: serve one stack (the harness runs servers as processes).
     Serve {
         #[arg(long, value_enum)]
@@ -68,6 +78,21 @@ enum Command {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+    },
+    /// Internal: the client process of the loss scenarios.
+    NetClient {
+        #[arg(long, value_enum)]
+        stack: Stack,
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        concurrency: usize,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long)]
+        bulk: bool,
     },
     /// Open-loop load at a fixed rate against a fresh server, latency
     /// corrected for coordinated omission.
@@ -97,7 +122,7 @@ macro_rules! scenario {
     };
 }
 
-async fn run_suite(scale: scenarios::Scale, repeats: usize) -> Result<(), String> {
+async fn run_suite(scale: scenarios::Scale, repeats: usize, only: &[String]) -> Result<(), String> {
     let cert = harness::Certificate::generate()?;
     let suite: [(&str, Scenario); 6] = [
         ("S1", scenario!(scenarios::s1)),
@@ -109,6 +134,9 @@ async fn run_suite(scale: scenarios::Scale, repeats: usize) -> Result<(), String
     ];
     let mut results = report::Results::default();
     for (name, scenario) in suite {
+        if !only.is_empty() && !only.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            continue;
+        }
         // Interleaved: A, B, C, A, B, C... so drift hits every stack alike.
         for repeat in 0..repeats {
             for stack in Stack::ALL {
@@ -124,6 +152,13 @@ async fn run_suite(scale: scenarios::Scale, repeats: usize) -> Result<(), String
             }
         }
     }
+    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(name));
+    if wants("S7") || wants("S8") {
+        match netns::Lab::create() {
+            Err(e) => eprintln!("S7/S8 skipped: {e}"),
+            Ok(lab) => run_loss(&lab, &cert, scale, repeats, &wants, &mut results),
+        }
+    }
     println!("{}", results.markdown());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -131,6 +166,54 @@ async fn run_suite(scale: scenarios::Scale, repeats: usize) -> Result<(), String
     std::fs::write(&path, results.json()).map_err(|e| e.to_string())?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// S7 at each loss rate (the 1% point repeated like the other scenarios,
+/// the others once, to keep `all` to minutes) and S8.
+fn run_loss(
+    lab: &netns::Lab,
+    cert: &harness::Certificate,
+    scale: scenarios::Scale,
+    repeats: usize,
+    wants: &dyn Fn(&str) -> bool,
+    results: &mut report::Results,
+) {
+    let rates: &[u32] = if scale.run < Duration::from_secs(1) {
+        &[10]
+    } else {
+        &[0, 5, 10, 20, 50]
+    };
+    let run = scale.run.max(Duration::from_secs(1));
+    if wants("S7") {
+        for &per_mille in rates {
+            let name = format!("S7 {}% loss", per_mille as f64 / 10.0);
+            let times = if per_mille == 10 { repeats } else { 1 };
+            for repeat in 0..times {
+                for stack in Stack::ALL {
+                    eprintln!("{name} {} (repeat {}/{times})", stack.name(), repeat + 1);
+                    match lossy::s7(lab, stack, cert, per_mille, run) {
+                        Ok(metrics) => metrics
+                            .into_iter()
+                            .for_each(|(m, v)| results.record(&name, m, stack, v)),
+                        Err(e) => eprintln!("  {name} {} failed: {e}", stack.name()),
+                    }
+                }
+            }
+        }
+    }
+    if wants("S8") {
+        for repeat in 0..repeats {
+            for stack in Stack::ALL {
+                eprintln!("S8 {} (repeat {}/{repeats})", stack.name(), repeat + 1);
+                match lossy::s8(lab, stack, cert, run) {
+                    Ok(metrics) => metrics
+                        .into_iter()
+                        .for_each(|(m, v)| results.record("S8 bulk + unary, 1% loss", m, stack, v)),
+                    Err(e) => eprintln!("  S8 {} failed: {e}", stack.name()),
+                }
+            }
+        }
+    }
 }
 
 async fn open_loop(stack: Stack, rate: f64, seconds: f64) -> Result<(), String> {
@@ -162,8 +245,8 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime");
     let result = runtime.block_on(async {
         match args.command {
-            Command::All => run_suite(scenarios::Scale::full(), 3).await,
-            Command::Quick => run_suite(scenarios::Scale::quick(), 1).await,
+            Command::All { only } => run_suite(scenarios::Scale::full(), 3, &only).await,
+            Command::Quick { only } => run_suite(scenarios::Scale::quick(), 1, &only).await,
             Command::Serve {
                 stack,
                 addr,
@@ -183,6 +266,14 @@ fn main() -> std::process::ExitCode {
                 rate,
                 seconds,
             } => open_loop(stack, rate, seconds).await,
+            Command::NetClient {
+                stack,
+                addr,
+                ca,
+                concurrency,
+                seconds,
+                bulk,
+            } => lossy::net_client(stack, addr, &ca, concurrency, seconds, bulk).await,
         }
     });
     match result {

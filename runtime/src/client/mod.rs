@@ -137,14 +137,8 @@ impl ChannelBuilder {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        transport
-            .max_idle_timeout(Some(
-                self.idle_timeout
-                    .try_into()
-                    .map_err(|_| Error::config("idle_timeout is too large for QUIC"))?,
-            ))
-            .keep_alive_interval(self.keep_alive_interval);
+        let transport =
+            crate::transport::transport_config(self.idle_timeout, self.keep_alive_interval)?;
         quic_config.transport_config(Arc::new(transport));
         let connector = Connector {
             host,

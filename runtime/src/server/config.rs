@@ -208,16 +208,11 @@ impl ServerBuilder {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        transport
-            .max_concurrent_bidi_streams(self.config.max_concurrent_streams.into())
-            .max_idle_timeout(Some(
-                self.config
-                    .idle_timeout
-                    .try_into()
-                    .map_err(|_| Error::config("idle_timeout is too large for QUIC"))?,
-            ))
-            .keep_alive_interval(self.config.keep_alive_interval);
+        let mut transport = crate::transport::transport_config(
+            self.config.idle_timeout,
+            self.config.keep_alive_interval,
+        )?;
+        transport.max_concurrent_bidi_streams(self.config.max_concurrent_streams.into());
         quic.transport_config(Arc::new(transport));
         Ok((quic, dev_pem))
     }

@@ -1,0 +1,197 @@
+//! S7 and S8: latency under random packet loss, across the namespace lab.
+//! The load runs in a client process inside the client namespace; loss is
+//! switched on only after it has connected and warmed up.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::harness::{Certificate, ServerProcess};
+use crate::netns::{Lab, CLIENT_NS, SERVER_IP, SERVER_NS};
+use crate::scenarios::Metrics;
+use crate::{load, Stack};
+
+/// One loss run's latencies in µs: p50, p99, p99.9.
+type Latencies = (f64, f64, f64);
+
+/// Runs the client process for one measurement.
+fn measure(
+    lab: &Lab,
+    stack: Stack,
+    server: SocketAddr,
+    ca: &Path,
+    per_mille: u32,
+    concurrency: usize,
+    bulk: bool,
+    run: Duration,
+) -> Result<Latencies, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", CLIENT_NS])
+        .arg(exe)
+        .args([
+            "net-client",
+            "--stack",
+            stack.name(),
+            "--addr",
+            &server.to_string(),
+        ])
+        .arg("--ca")
+        .arg(ca)
+        .args([
+            "--concurrency",
+            &concurrency.to_string(),
+            "--seconds",
+            &run.as_secs_f64().to_string(),
+        ])
+        .args(if bulk { &["--bulk"][..] } else { &[][..] })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    let ready = lines
+        .next()
+        .ok_or("the client exited")?
+        .map_err(|e| e.to_string())?;
+    if ready != "READY" {
+        let _ = child.kill();
+        return Err(format!("the client said {ready:?}"));
+    }
+    lab.set_loss(per_mille)?;
+    let go = child.stdin.as_mut().ok_or("no stdin")?.write_all(b"GO\n");
+    let result = lines
+        .next()
+        .ok_or("the client exited")?
+        .map_err(|e| e.to_string());
+    lab.set_loss(0)?;
+    let _ = child.wait();
+    go.map_err(|e| e.to_string())?;
+    let result = result?;
+    let fields: Vec<f64> = result
+        .strip_prefix("RESULT ")
+        .ok_or_else(|| format!("the client said {result:?}"))?
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match fields[..] {
+        [p50, p99, p999, _calls, errors] if errors == 0.0 => Ok((p50, p99, p999)),
+        [_, _, _, _, errors] => Err(format!("{errors} calls failed")),
+        _ => Err(format!("unreadable result {result:?}")),
+    }
+}
+
+fn with_server<T>(
+    stack: Stack,
+    cert: &Certificate,
+    f: impl FnOnce(SocketAddr) -> Result<T, String>,
+) -> Result<T, String> {
+    let bind: SocketAddr = format!("{SERVER_IP}:0").parse().expect("addr");
+    let server = ServerProcess::start(stack, cert, bind, Some(SERVER_NS))?;
+    f(server.addr)
+}
+
+/// S7 for one stack at one loss rate: unary at c=1 and c=16.
+pub(crate) fn s7(
+    lab: &Lab,
+    stack: Stack,
+    cert: &Certificate,
+    per_mille: u32,
+    run: Duration,
+) -> Result<Metrics, String> {
+    with_server(stack, cert, |addr| {
+        let mut metrics = Metrics::new();
+        for (concurrency, names) in [
+            (1, ["c1_p50_us", "c1_p99_us", "c1_p999_us"]),
+            (16, ["c16_p50_us", "c16_p99_us", "c16_p999_us"]),
+        ] {
+            let (p50, p99, p999) = measure(
+                lab,
+                stack,
+                addr,
+                cert.path(),
+                per_mille,
+                concurrency,
+                false,
+                run,
+            )?;
+            metrics.extend([(names[0], p50), (names[1], p99), (names[2], p999)]);
+        }
+        Ok(metrics)
+    })
+}
+
+/// S8: unary calls (c=1) sharing one connection with a bulk stream, 1% loss.
+pub(crate) fn s8(
+    lab: &Lab,
+    stack: Stack,
+    cert: &Certificate,
+    run: Duration,
+) -> Result<Metrics, String> {
+    with_server(stack, cert, |addr| {
+        let (p50, p99, p999) = measure(lab, stack, addr, cert.path(), 10, 1, true, run)?;
+        Ok(vec![
+            ("unary_p50_us", p50),
+            ("unary_p99_us", p99),
+            ("unary_p999_us", p999),
+        ])
+    })
+}
+
+/// The client process: connect, warm up, say READY, wait for GO, measure,
+/// print RESULT p50 p99 p99.9 calls errors.
+pub(crate) async fn net_client(
+    stack: Stack,
+    addr: SocketAddr,
+    ca: &Path,
+    concurrency: usize,
+    seconds: f64,
+    bulk: bool,
+) -> Result<(), String> {
+    let ca_pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+    let client = Client::connect(stack, addr, &ca_pem).await?;
+    let body = bytes::Bytes::from(vec![1u8; 100]);
+    let clients = [client.clone()];
+    let _ = load::closed_loop(
+        &clients,
+        concurrency,
+        Duration::from_millis(500),
+        body.clone(),
+    )
+    .await;
+    if bulk {
+        // A bulk download on the same connection for the whole run.
+        let bulk_client = client.clone();
+        tokio::spawn(async move {
+            let _ = bulk_client
+                .stream_out_for(1 << 20, Duration::from_secs(3600))
+                .await;
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("READY");
+    let mut line = String::new();
+    tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let result = load::closed_loop(
+        &clients,
+        concurrency,
+        Duration::from_secs_f64(seconds),
+        body,
+    )
+    .await;
+    println!(
+        "RESULT {} {} {} {} {}",
+        result.percentile_us(0.5),
+        result.percentile_us(0.99),
+        result.percentile_us(0.999),
+        result.calls,
+        result.errors
+    );
+    Ok(())
+}
