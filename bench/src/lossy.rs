@@ -17,17 +17,29 @@ use crate::{load, Stack};
 /// One loss run's latencies in µs: p50, p99, p99.9.
 type Latencies = (f64, f64, f64);
 
+/// One measurement's load and loss.
+#[derive(Clone, Copy)]
+struct Load {
+    per_mille: u32,
+    concurrency: usize,
+    bulk: bool,
+    run: Duration,
+}
+
 /// Runs the client process for one measurement.
 fn measure(
     lab: &Lab,
     stack: Stack,
     server: SocketAddr,
     ca: &Path,
-    per_mille: u32,
-    concurrency: usize,
-    bulk: bool,
-    run: Duration,
+    load: Load,
 ) -> Result<Latencies, String> {
+    let Load {
+        per_mille,
+        concurrency,
+        bulk,
+        run,
+    } = load;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new("ip")
         .args(["netns", "exec", CLIENT_NS])
@@ -78,8 +90,13 @@ fn measure(
         .filter_map(|f| f.parse().ok())
         .collect();
     match fields[..] {
-        [p50, p99, p999, _calls, errors] if errors == 0.0 => Ok((p50, p99, p999)),
-        [_, _, _, _, errors] => Err(format!("{errors} calls failed")),
+        [p50, p99, p999, _calls, errors] => {
+            if errors > 0.0 {
+                Err(format!("{errors} calls failed"))
+            } else {
+                Ok((p50, p99, p999))
+            }
+        }
         _ => Err(format!("unreadable result {result:?}")),
     }
 }
@@ -113,10 +130,12 @@ pub(crate) fn s7(
                 stack,
                 addr,
                 cert.path(),
-                per_mille,
-                concurrency,
-                false,
-                run,
+                Load {
+                    per_mille,
+                    concurrency,
+                    bulk: false,
+                    run,
+                },
             )?;
             metrics.extend([(names[0], p50), (names[1], p99), (names[2], p999)]);
         }
@@ -132,7 +151,18 @@ pub(crate) fn s8(
     run: Duration,
 ) -> Result<Metrics, String> {
     with_server(stack, cert, |addr| {
-        let (p50, p99, p999) = measure(lab, stack, addr, cert.path(), 10, 1, true, run)?;
+        let (p50, p99, p999) = measure(
+            lab,
+            stack,
+            addr,
+            cert.path(),
+            Load {
+                per_mille: 10,
+                concurrency: 1,
+                bulk: true,
+                run,
+            },
+        )?;
         Ok(vec![
             ("unary_p50_us", p50),
             ("unary_p99_us", p99),
