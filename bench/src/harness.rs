@@ -59,6 +59,7 @@ impl ServerProcess {
         cert: &Certificate,
         bind: SocketAddr,
         netns: Option<&str>,
+        max_streams: Option<u32>,
     ) -> Result<ServerProcess, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut command = match netns {
@@ -81,6 +82,7 @@ impl ServerProcess {
             .arg(&cert.cert_path)
             .arg("--key")
             .arg(&cert.key_path)
+            .args(max_streams.map(|n| format!("--max-streams={n}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         let mut child = command

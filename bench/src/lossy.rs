@@ -107,7 +107,7 @@ fn with_server<T>(
     f: impl FnOnce(SocketAddr) -> Result<T, String>,
 ) -> Result<T, String> {
     let bind: SocketAddr = format!("{SERVER_IP}:0").parse().expect("addr");
-    let server = ServerProcess::start(stack, cert, bind, Some(SERVER_NS))?;
+    let server = ServerProcess::start(stack, cert, bind, Some(SERVER_NS), None)?;
     f(server.addr)
 }
 

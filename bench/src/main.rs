@@ -78,6 +78,9 @@ enum Command {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// Per-connection stream limit (default: the stack's own).
+        #[arg(long)]
+        max_streams: Option<u32>,
     },
     /// Internal: the client process of the loss scenarios.
     NetClient {
@@ -218,8 +221,13 @@ fn run_loss(
 
 async fn open_loop(stack: Stack, rate: f64, seconds: f64) -> Result<(), String> {
     let cert = harness::Certificate::generate()?;
-    let server =
-        harness::ServerProcess::start(stack, &cert, "127.0.0.1:0".parse().expect("addr"), None)?;
+    let server = harness::ServerProcess::start(
+        stack,
+        &cert,
+        "127.0.0.1:0".parse().expect("addr"),
+        None,
+        None,
+    )?;
     let client = client::Client::connect(stack, server.addr, &cert.cert_pem).await?;
     client.unary(&bytes::Bytes::from_static(b"warm")).await?;
     let body = bytes::Bytes::from(vec![1u8; 100]);
@@ -252,12 +260,13 @@ fn main() -> std::process::ExitCode {
                 addr,
                 cert,
                 key,
+                max_streams,
             } => {
                 let (cert, key) = (
                     std::fs::read(cert).map_err(|e| e.to_string())?,
                     std::fs::read(key).map_err(|e| e.to_string())?,
                 );
-                server::serve(stack, addr, cert, key)
+                server::serve(stack, addr, cert, key, max_streams)
                     .await
                     .map_err(|e| e.to_string())
             }

@@ -69,7 +69,7 @@ async fn connect_all(
 
 /// S1: unary ping-pong, one call at a time, 100-byte messages.
 pub(crate) async fn s1(stack: Stack, cert: &Certificate, scale: Scale) -> Result<Metrics, String> {
-    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let clients = connect_all(stack, &server, cert, 1).await?;
     warm(&clients, &scale).await;
     let result = load::closed_loop(&clients, 1, scale.run, small()).await;
@@ -86,7 +86,8 @@ pub(crate) async fn s2(stack: Stack, cert: &Certificate, scale: Scale) -> Result
         (1, "qps_1conn", "cpu_us_per_rpc_1conn"),
         (4, "qps_4conn", "cpu_us_per_rpc_4conn"),
     ] {
-        let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+        let server =
+            ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
         let clients = connect_all(stack, &server, cert, connections).await?;
         warm(&clients, &scale).await;
         let (server_cpu, client_cpu) =
@@ -108,7 +109,7 @@ pub(crate) async fn s2(stack: Stack, cert: &Certificate, scale: Scale) -> Result
 
 /// S3: server streaming of 100-byte messages.
 pub(crate) async fn s3(stack: Stack, cert: &Certificate, scale: Scale) -> Result<Metrics, String> {
-    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let clients = connect_all(stack, &server, cert, 1).await?;
     warm(&clients, &scale).await;
     let started = Instant::now();
@@ -121,7 +122,7 @@ pub(crate) async fn s3(stack: Stack, cert: &Certificate, scale: Scale) -> Result
 
 /// S4: bulk transfer of 1 MiB messages.
 pub(crate) async fn s4(stack: Stack, cert: &Certificate, scale: Scale) -> Result<Metrics, String> {
-    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let clients = connect_all(stack, &server, cert, 1).await?;
     warm(&clients, &scale).await;
     let started = Instant::now();
@@ -134,7 +135,7 @@ pub(crate) async fn s4(stack: Stack, cert: &Certificate, scale: Scale) -> Result
 
 /// S5: a new connection and its first call, one after another.
 pub(crate) async fn s5(stack: Stack, cert: &Certificate, scale: Scale) -> Result<Metrics, String> {
-    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let mut times = Vec::with_capacity(scale.handshakes);
     let started = Instant::now();
     for _ in 0..scale.handshakes {
@@ -160,7 +161,7 @@ pub(crate) async fn s5(stack: Stack, cert: &Certificate, scale: Scale) -> Result
 
 /// S6: server memory for idle connections, and for open streams.
 pub(crate) async fn s6(stack: Stack, cert: &Certificate, scale: Scale) -> Result<Metrics, String> {
-    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let base = procfs::status_kib(server.pid(), "VmRSS");
     let clients = connect_all(stack, &server, cert, scale.idle_connections).await?;
     for client in &clients {
@@ -171,7 +172,14 @@ pub(crate) async fn s6(stack: Stack, cert: &Certificate, scale: Scale) -> Result
     drop(clients);
     drop(server);
 
-    let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None)?;
+    let per_connection = u32::try_from(scale.open_streams / 10 + 100).unwrap_or(u32::MAX);
+    let server = ServerProcess::start(
+        stack,
+        cert,
+        LOCALHOST.parse().expect("addr"),
+        None,
+        Some(per_connection),
+    )?;
     let clients = connect_all(stack, &server, cert, 10).await?;
     let mut held = Vec::with_capacity(scale.open_streams);
     for i in 0..scale.open_streams {

@@ -15,9 +15,6 @@ use tokio_stream::Stream;
 use crate::pb;
 use crate::Stack;
 
-/// Limits raised alike on both stacks so S6 can hold 10,000 open streams.
-const MAX_STREAMS: u32 = 20_000;
-
 type BoxStream<T, S> = Pin<Box<dyn Stream<Item = Result<T, S>> + Send>>;
 
 /// Sends `count` messages (0 = until the call ends) through a channel.
@@ -113,12 +110,14 @@ impl pb::tonic::bench_server::Bench for TonicBench {
     }
 }
 
-/// Serves until stdin closes (the harness exiting or dropping us).
+/// Serves until stdin closes. `max_streams` raises the per-connection
+/// stream limit on either stack (S6); otherwise each keeps its default.
 pub(crate) async fn serve(
     stack: Stack,
     addr: SocketAddr,
     cert_pem: Vec<u8>,
     key_pem: Vec<u8>,
+    max_streams: Option<u32>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let stop = async {
         let mut sink = [0u8; 64];
@@ -127,10 +126,13 @@ pub(crate) async fn serve(
     };
     match stack {
         Stack::GrpcH3 => {
-            let server = grpc_h3::server::Server::builder()
+            let mut builder = grpc_h3::server::Server::builder();
+            if let Some(limit) = max_streams {
+                builder = builder.max_concurrent_streams(limit);
+            }
+            let server = builder
                 .tls_identity(&cert_pem, &key_pem)
                 .crypto_provider(crate::tls::provider())
-                .max_concurrent_streams(MAX_STREAMS)
                 .idle_timeout(Duration::from_secs(120))
                 .max_decoding_message_size(8 << 20)
                 .add_service(pb::h3::bench_server::BenchServer::new(H3Bench))
@@ -145,7 +147,7 @@ pub(crate) async fn serve(
             let service = pb::tonic::bench_server::BenchServer::new(TonicBench)
                 .max_decoding_message_size(8 << 20);
             let router = tonic::transport::Server::builder()
-                .max_concurrent_streams(MAX_STREAMS)
+                .max_concurrent_streams(max_streams)
                 .add_service(service);
             match tls {
                 None => {

@@ -14,6 +14,33 @@ use crate::transport::quic;
 
 pub(crate) type Sender = h3::client::SendRequest<quic::Opener, Bytes>;
 
+thread_local! {
+    static ENDPOINTS: std::cell::RefCell<[Option<quinn::Endpoint>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
+}
+
+/// A client UDP endpoint for `bind`'s address family, shared by the
+/// connections opened from this thread: quinn multiplexes any number of
+/// connections over one endpoint, so a new connection pays for no socket,
+/// buffers or driver task of its own. The cache is per thread because an
+/// endpoint's driver lives on the runtime that created it, and a worker
+/// thread belongs to one runtime; `fresh` replaces an endpoint whose runtime
+/// has shut down.
+fn shared_endpoint(bind: SocketAddr, fresh: bool) -> std::io::Result<quinn::Endpoint> {
+    ENDPOINTS.with(|endpoints| {
+        let mut endpoints = endpoints.borrow_mut();
+        let slot = &mut endpoints[usize::from(bind.is_ipv6())];
+        match slot {
+            Some(endpoint) if !fresh => Ok(endpoint.clone()),
+            _ => {
+                let endpoint = quinn::Endpoint::client(bind)?;
+                *slot = Some(endpoint.clone());
+                Ok(endpoint)
+            }
+        }
+    })
+}
+
 /// Everything needed to open connections to one target.
 pub(crate) struct Connector {
     pub(crate) host: String,
@@ -108,10 +135,18 @@ impl Pool {
             } else {
                 (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
             };
-            let endpoint = quinn::Endpoint::client(bind)
-                .map_err(|e| Status::unavailable(format!("cannot open a UDP socket: {e}")))?;
-            let connecting = endpoint
-                .connect_with(c.quic_config.clone(), addr, &c.server_name)
+            let open = |fresh| {
+                let endpoint = shared_endpoint(bind, fresh)
+                    .map_err(|e| Status::unavailable(format!("cannot open a UDP socket: {e}")))?;
+                let connecting = endpoint.connect_with(c.quic_config.clone(), addr, &c.server_name);
+                Ok::<_, Status>((endpoint, connecting))
+            };
+            let (endpoint, connecting) = match open(false)? {
+                // The cached endpoint's runtime is gone: make a new one.
+                (_, Err(quinn::ConnectError::EndpointStopping)) => open(true)?,
+                opened => opened,
+            };
+            let connecting = connecting
                 .map_err(|e| Status::unavailable(format!("cannot connect to {addr}: {e}")))?;
             let quic_conn = connecting.await.map_err(|e| {
                 Status::unavailable(format!(
