@@ -125,8 +125,23 @@ macro_rules! scenario {
     };
 }
 
+/// What UDP segmentation and receive offloads quinn can use here.
+fn udp_offloads() -> String {
+    let report = || -> std::io::Result<String> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+        Ok(format!(
+            "UDP offloads available to quinn: GSO up to {} segments per send, GRO up to {} segments per receive",
+            state.max_gso_segments(),
+            state.gro_segments()
+        ))
+    };
+    report().unwrap_or_else(|e| format!("UDP offloads unknown: {e}"))
+}
+
 async fn run_suite(scale: scenarios::Scale, repeats: usize, only: &[String]) -> Result<(), String> {
     let cert = harness::Certificate::generate()?;
+    eprintln!("{}", udp_offloads());
     let suite: [(&str, Scenario); 6] = [
         ("S1", scenario!(scenarios::s1)),
         ("S2", scenario!(scenarios::s2)),
@@ -162,6 +177,7 @@ async fn run_suite(scale: scenarios::Scale, repeats: usize, only: &[String]) -> 
             Ok(lab) => run_loss(&lab, &cert, scale, repeats, &wants, &mut results),
         }
     }
+    println!("{}\n", udp_offloads());
     println!("{}", results.markdown());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
