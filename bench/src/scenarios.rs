@@ -112,12 +112,19 @@ pub(crate) async fn s3(stack: Stack, cert: &Certificate, scale: Scale) -> Result
     let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let clients = connect_all(stack, &server, cert, 1).await?;
     warm(&clients, &scale).await;
+    let (server_cpu, client_cpu) = (procfs::cpu_time(Some(server.pid())), procfs::cpu_time(None));
     let started = Instant::now();
     let (messages, _) = clients[0].stream_out_for(100, scale.run).await?;
-    Ok(vec![(
-        "msgs_per_s",
-        messages as f64 / started.elapsed().as_secs_f64(),
-    )])
+    let elapsed = started.elapsed();
+    let cpu =
+        (procfs::cpu_time(Some(server.pid())) - server_cpu) + (procfs::cpu_time(None) - client_cpu);
+    Ok(vec![
+        ("msgs_per_s", messages as f64 / elapsed.as_secs_f64()),
+        (
+            "cpu_ns_per_msg",
+            cpu.as_secs_f64() * 1e9 / messages.max(1) as f64,
+        ),
+    ])
 }
 
 /// S4: bulk transfer of 1 MiB messages.
@@ -125,12 +132,20 @@ pub(crate) async fn s4(stack: Stack, cert: &Certificate, scale: Scale) -> Result
     let server = ServerProcess::start(stack, cert, LOCALHOST.parse().expect("addr"), None, None)?;
     let clients = connect_all(stack, &server, cert, 1).await?;
     warm(&clients, &scale).await;
+    let (server_cpu, client_cpu) = (procfs::cpu_time(Some(server.pid())), procfs::cpu_time(None));
     let started = Instant::now();
     let (_, bytes) = clients[0].stream_out_for(1 << 20, scale.run).await?;
-    Ok(vec![(
-        "mb_per_s",
-        bytes as f64 / 1e6 / started.elapsed().as_secs_f64(),
-    )])
+    let elapsed = started.elapsed();
+    let cpu =
+        (procfs::cpu_time(Some(server.pid())) - server_cpu) + (procfs::cpu_time(None) - client_cpu);
+    Ok(vec![
+        ("mb_per_s", bytes as f64 / 1e6 / elapsed.as_secs_f64()),
+        (
+            "cpu_ms_per_mb",
+            cpu.as_secs_f64() * 1e3 / (bytes as f64 / 1e6).max(1e-9),
+        ),
+        ("cpu_cores_busy", cpu.as_secs_f64() / elapsed.as_secs_f64()),
+    ])
 }
 
 /// S5: a new connection and its first call, one after another.

@@ -74,6 +74,9 @@ where
     type Decode = D;
 
     fn encode(&mut self, item: E, dst: &mut BytesMut) -> Result<(), Status> {
+        // One allocation of the right size: growing by doubling would copy
+        // a large message several times over.
+        dst.reserve(item.encoded_len());
         item.encode(dst)
             .map_err(|e| Status::internal(format!("failed to encode protobuf message: {e}")))
     }
