@@ -367,6 +367,18 @@ mod tests {
     }
 
     #[test]
+    fn system_roots_are_loaded_when_the_os_has_them() {
+        let native = rustls_native_certs::load_native_certs();
+        let result = ClientTlsConfig::new().with_system_roots().build();
+        if native.certs.is_empty() {
+            let err = result.unwrap_err();
+            assert!(err.to_string().contains("no trust roots"), "{err}");
+        } else {
+            result.expect("the OS root store is usable");
+        }
+    }
+
+    #[test]
     fn dev_certificate_builds_both_sides() {
         let cert = DevCertificate::localhost().unwrap();
         let server = server_config(
