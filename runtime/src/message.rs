@@ -35,6 +35,7 @@ pub struct Request<T> {
     timeout: Option<Duration>,
     compression: Option<Option<CompressionEncoding>>,
     cancellation: Option<CancellationToken>,
+    wait_for_ready: Option<bool>,
     deadline: Option<Instant>,
     peer: Option<PeerInfo>,
 }
@@ -48,6 +49,7 @@ impl<T> Request<T> {
             timeout: None,
             compression: None,
             cancellation: None,
+            wait_for_ready: None,
             deadline: None,
             peer: None,
         }
@@ -139,6 +141,19 @@ impl<T> Request<T> {
         self.cancellation.as_ref()
     }
 
+    /// Client: whether this call waits for a connection while the channel
+    /// is backing off after a failed connection attempt (gRPC's
+    /// wait-for-ready), up to the call's deadline, instead of failing at
+    /// once with UNAVAILABLE. Overrides the channel's default
+    /// ([`ChannelBuilder::wait_for_ready`](crate::client::ChannelBuilder::wait_for_ready)).
+    pub fn set_wait_for_ready(&mut self, wait: bool) {
+        self.wait_for_ready = Some(wait);
+    }
+
+    pub(crate) fn wait_for_ready(&self) -> Option<bool> {
+        self.wait_for_ready
+    }
+
     /// Server: when the client's deadline passes. The call is cancelled at
     /// that moment; handlers can use this to budget downstream calls.
     pub fn deadline(&self) -> Option<Instant> {
@@ -168,6 +183,7 @@ impl<T> Request<T> {
             timeout,
             compression,
             cancellation,
+            wait_for_ready,
             deadline,
             peer,
         } = self;
@@ -177,6 +193,7 @@ impl<T> Request<T> {
             timeout,
             compression,
             cancellation,
+            wait_for_ready,
             deadline,
             peer,
         };

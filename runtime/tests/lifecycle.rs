@@ -252,8 +252,13 @@ async fn channel_reconnects_after_the_server_restarts() {
     let status = client.unary(Request::new(payload(1))).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 
+    // The channel is backing off after that failed attempt: a call that
+    // waits for ready rides out the backoff and reconnects by itself.
     let server = start_at(addr, cert, |b| b).await;
-    let response = client.unary(Request::new(payload(2))).await.unwrap();
+    let mut request = Request::new(payload(2));
+    request.set_wait_for_ready(true);
+    request.set_timeout(Duration::from_secs(20));
+    let response = client.unary(request).await.unwrap();
     assert_eq!(response.get_ref().payload.len(), 2);
     server.shutdown().await;
 }

@@ -1,53 +1,33 @@
 //! The four call kinds on a [`Channel`].
 
-use std::future::{poll_fn, Future};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_core::Stream;
 use grpc_h3_core::protocol::{self, ResponseHead};
 use grpc_h3_core::{Codec, CompressionEncoding, FrameDecoder, FrameEncoder, Metadata, Status};
-use h3::error::StreamError;
+use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::Sender;
+use super::attempt::{self, local_failure_or, Attempt, Outbox};
 use super::{CallOptions, Channel};
-use crate::transport::h3_body::{ClientRecvBody, ClientSendBody, SendError};
-use crate::transport::h3_status;
+use crate::transport::h3_body::{ClientRecvBody, ClientSendBody};
 use crate::{Request, Response, Streaming};
-
-/// Aborts the request-sending task when the call is dropped (its send half
-/// then resets the stream).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// A failure on our own sending side (e.g. a request message over the
-/// limit) that explains why the call ended, better than the reset it causes.
-type LocalFailure = Arc<Mutex<Option<Status>>>;
-
-fn local_failure_or(failure: &LocalFailure, status: Status) -> Status {
-    failure
-        .lock()
-        .expect("failure lock")
-        .take()
-        .unwrap_or(status)
-}
 
 struct CallSetup {
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     encoding: Option<CompressionEncoding>,
     cancellation: Option<CancellationToken>,
+    wait_for_ready: bool,
+    /// Whether the call got a connection (its deadline message says so).
+    connected: AtomicBool,
 }
 
 impl CallSetup {
-    fn new<T>(request: &Request<T>, options: &CallOptions) -> CallSetup {
+    fn new<T>(channel: &Channel, request: &Request<T>, options: &CallOptions) -> CallSetup {
         let timeout = request.timeout().or(options.timeout);
         CallSetup {
             deadline: timeout.map(|t| Instant::now() + t),
@@ -56,52 +36,60 @@ impl CallSetup {
                 .compression_override()
                 .unwrap_or(options.send_compression),
             cancellation: request.cancellation().cloned(),
+            wait_for_ready: request.wait_for_ready().unwrap_or(channel.wait_for_ready),
+            connected: AtomicBool::new(false),
         }
     }
 }
 
-/// Runs `call` under the deadline and the cancellation token: when either
-/// fires, the call future is dropped (which resets the stream) and the
-/// result is DEADLINE_EXCEEDED or CANCELLED.
-async fn within<T>(
-    setup: &CallSetup,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match &setup.cancellation {
-        None => within_deadline(setup.deadline, call).await,
-        Some(token) => tokio::select! {
-            result = within_deadline(setup.deadline, call) => result,
-            () = token.cancelled() => Err(crate::streaming::cancelled_by_client()),
-        },
-    }
-}
+/// The response head and the stream it opens.
+type Head<T> = (Metadata, Streaming<T>);
 
-async fn within_deadline<T>(
-    deadline: Option<Instant>,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    match deadline {
-        None => call.await,
-        Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
-            Ok(result) => {
-                result.map_err(|status| crate::streaming::blame_deadline(status, Some(deadline)))
-            }
-            Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
-        },
-    }
-}
+/// A request sent whole, and the attempt it went on.
+type Sent = (ClientSendBody, Attempt);
 
 impl Channel {
-    /// Opens the request stream and sends the headers. A call refused
-    /// because the connection was going away (GOAWAY) or already lost never
-    /// reached the server, so it is retried once on a fresh connection.
-    async fn open(
+    /// Runs `call` under the deadline and the cancellation token: when either
+    /// fires, the call future is dropped (which resets the stream) and the
+    /// result is DEADLINE_EXCEEDED or CANCELLED.
+    async fn within<T>(
+        &self,
+        setup: &CallSetup,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let timed = async {
+            let Some(deadline) = setup.deadline else {
+                return call.await;
+            };
+            match tokio::time::timeout_at(deadline, call).await {
+                Ok(result) => result
+                    .map_err(|status| crate::streaming::blame_deadline(status, Some(deadline))),
+                Err(_) if !setup.connected.load(Ordering::Acquire) => {
+                    Err(Status::deadline_exceeded(format!(
+                        "deadline exceeded ({:?}) before a connection was ready; {}",
+                        setup.timeout.unwrap_or_default(),
+                        self.pool.describe()
+                    )))
+                }
+                Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
+            }
+        };
+        match &setup.cancellation {
+            None => timed.await,
+            Some(token) => tokio::select! {
+                result = timed => result,
+                () = token.cancelled() => Err(crate::streaming::cancelled_by_client()),
+            },
+        }
+    }
+
+    fn request_head(
         &self,
         path: &str,
         metadata: &Metadata,
         setup: &CallSetup,
         options: &CallOptions,
-    ) -> Result<(ClientSendBody, ClientRecvBody, Sender), Status> {
+    ) -> Result<impl Fn() -> http::Request<()>, Status> {
         let uri = http::Uri::builder()
             .scheme("https")
             .authority(self.pool.authority())
@@ -114,48 +102,69 @@ impl Channel {
             setup.encoding,
             options.accept_compression,
         );
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let conn = self.pool.get().await?;
-            let mut sender = conn.sender.clone();
+        Ok(move || {
             let mut request = http::Request::new(());
             *request.method_mut() = http::Method::POST;
             *request.uri_mut() = uri.clone();
             *request.headers_mut() = headers.clone();
-            match sender.send_request(request).await {
-                Ok(stream) => {
-                    let (send, recv) = stream.split();
-                    return Ok((ClientSendBody::new(send), ClientRecvBody::new(recv), sender));
+            request
+        })
+    }
+
+    /// Opens a request stream, on a second connection if the first turned
+    /// out to be going away before the request left.
+    async fn open(
+        &self,
+        setup: &CallSetup,
+        request: &impl Fn() -> http::Request<()>,
+    ) -> Result<(ClientSendBody, Attempt), Status> {
+        for _ in 0..2 {
+            let conn = self.pool.get(setup.wait_for_ready).await?;
+            setup.connected.store(true, Ordering::Release);
+            match attempt::open_on(conn, request()).await {
+                Ok(attempt) => return Ok(attempt),
+                Err(Some(status)) => return Err(status),
+                Err(None) => continue,
+            }
+        }
+        Err(Status::unavailable(
+            "the connection went away twice before the request could be sent",
+        ))
+    }
+
+    /// Sends a single-message request and reads the response head,
+    /// retrying once if the server did not process the request.
+    async fn single_attempt(
+        &self,
+        setup: &CallSetup,
+        request: &impl Fn() -> http::Request<()>,
+        frame: bytes::Bytes,
+    ) -> Result<(Sent, StatusCode, HeaderMap), Status> {
+        let mut retried = false;
+        loop {
+            let (mut send, mut attempt) = self.open(setup, request).await?;
+            attempt::send_one(&mut send, frame.clone()).await;
+            match attempt.head().await {
+                Ok((status, headers)) => return Ok(((send, attempt), status, headers)),
+                Err(failure) if failure.unprocessed && !retried => {
+                    tracing::debug!(status = %failure.status, "the server did not process the request; retrying once");
+                    retried = true;
                 }
-                Err(
-                    e @ (StreamError::RemoteClosing { .. } | StreamError::ConnectionError { .. }),
-                ) if attempt == 1 => {
-                    tracing::debug!(error = %e, "connection unusable; retrying on a new one");
-                    conn.retire();
-                }
-                Err(e) => {
-                    conn.retire();
-                    return Err(h3_status::status_for_stream(e));
-                }
+                Err(failure) => return Err(failure.status),
             }
         }
     }
 
-    /// Reads the response head; `Ok(None)` is a Trailers-Only OK response.
-    async fn read_head<C: Codec>(
-        &self,
-        mut recv: ClientRecvBody,
+    /// Classifies the response head and opens the stream of messages;
+    /// a Trailers-Only OK response is an empty stream.
+    fn response_stream<C: Codec>(
+        status: StatusCode,
+        headers: &HeaderMap,
+        recv: ClientRecvBody,
         codec: C,
         options: &CallOptions,
-    ) -> Result<(Metadata, Streaming<C::Decode>), Status> {
-        let response = recv
-            .stream_mut()
-            .recv_response()
-            .await
-            .map_err(h3_status::status_for_stream)?;
-        let (parts, ()) = response.into_parts();
-        match protocol::parse_response(parts.status, &parts.headers, options.accept_compression)? {
+    ) -> Result<Head<C::Decode>, Status> {
+        match protocol::parse_response(status, headers, options.accept_compression)? {
             ResponseHead::TrailersOnly(status) if status.code() == grpc_h3_core::Code::Ok => {
                 let decoder = FrameDecoder::new(None, 0);
                 let stream = Streaming::new(Box::new(recv), decoder, codec)
@@ -171,14 +180,11 @@ impl Channel {
     }
 
     /// Reads a response that must hold exactly one message.
-    async fn read_one<C: Codec>(
-        &self,
-        recv: ClientRecvBody,
-        codec: C,
-        options: &CallOptions,
+    async fn read_one<T>(
+        head: Head<T>,
         keep_alive: Box<dyn std::any::Any + Send>,
-    ) -> Result<Response<C::Decode>, Status> {
-        let (metadata, stream) = self.read_head(recv, codec, options).await?;
+    ) -> Result<Response<T>, Status> {
+        let (metadata, stream) = head;
         let mut stream = stream.for_client(None, None, keep_alive);
         let message = stream
             .message()
@@ -193,19 +199,8 @@ impl Channel {
         Ok(Response::from_parts(metadata, message, trailers))
     }
 
-    /// Sends one request message and the end of the request. Failures are
-    /// only logged: the response side reports the call's outcome.
-    async fn send_one(send: &mut ClientSendBody, frame: bytes::Bytes) {
-        let result = match send.send(frame).await {
-            Ok(()) => send.finish().await,
-            Err(e) => Err(e),
-        };
-        if let Err(SendError::Failed(status)) = result {
-            tracing::debug!(%status, "sending the request failed");
-        }
-    }
-
-    /// Encodes the single request message, opens the call and sends it.
+    /// Encodes the single request message, then runs the call up to its
+    /// response head.
     async fn open_single<C: Codec>(
         &self,
         request: Request<C::Encode>,
@@ -213,36 +208,50 @@ impl Channel {
         codec: &mut C,
         options: &CallOptions,
         setup: &CallSetup,
-    ) -> Result<(ClientSendBody, ClientRecvBody, Sender), Status> {
+    ) -> Result<(Sent, StatusCode, HeaderMap), Status> {
         let (metadata, message) = request.into_parts();
         let mut frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
         // Encoded first: an oversize request never opens a stream.
         let frame = frames.encode(codec, message)?;
-        let (mut send, recv, sender) = self.open(path, &metadata, setup, options).await?;
-        Self::send_one(&mut send, frame).await;
-        Ok((send, recv, sender))
+        let head = self.request_head(path, &metadata, setup, options)?;
+        self.single_attempt(setup, &head, frame).await
     }
 
-    /// Opens a call whose requests come from a stream, sent by a task;
-    /// returns the response side and what must live as long as the call.
+    /// Runs a streaming-request call up to its response head; the request
+    /// messages are sent by a task, and replayed if the first attempt was
+    /// not processed. Returns the head and what must live as long as the
+    /// call.
     async fn open_streaming<C, S>(
         &self,
-        request: Request<S>,
-        path: &str,
-        codec: &C,
-        options: &CallOptions,
         setup: &CallSetup,
-        failure: &LocalFailure,
-    ) -> Result<(ClientRecvBody, Box<dyn std::any::Any + Send>), Status>
+        head: &impl Fn() -> http::Request<()>,
+        outbox: &std::sync::Arc<Outbox<C, S>>,
+        codec: C,
+        options: &CallOptions,
+    ) -> Result<(Head<C::Decode>, Box<dyn std::any::Any + Send>), Status>
     where
-        C: Codec + Clone,
+        C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let (metadata, messages) = request.into_parts();
-        let (send, recv, sender) = self.open(path, &metadata, setup, options).await?;
-        let frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
-        let task = Self::spawn_sender(send, messages, codec.clone(), frames, failure.clone());
-        Ok((recv, Box::new((sender, task))))
+        let mut retried = false;
+        loop {
+            let (send, mut attempt) = self.open(setup, head).await?;
+            let task = outbox.spawn_sender(send);
+            match attempt.head().await {
+                Ok((status, headers)) => {
+                    outbox.commit();
+                    let Attempt { recv, sender, .. } = attempt;
+                    let head = Self::response_stream(status, &headers, recv, codec, options)?;
+                    return Ok((head, Box::new((sender, task))));
+                }
+                Err(failure) if failure.unprocessed && !retried && outbox.replayable() => {
+                    tracing::debug!(status = %failure.status, "the server did not process the request; retrying once");
+                    retried = true;
+                    drop(task);
+                }
+                Err(failure) => return Err(failure.status),
+            }
+        }
     }
 
     /// A unary call: one request, one response.
@@ -253,13 +262,14 @@ impl Channel {
         mut codec: C,
         options: &CallOptions,
     ) -> Result<Response<C::Decode>, Status> {
-        let setup = CallSetup::new(&request, options);
-        within(&setup, async {
-            // A failed send fails the receive side too, which says why.
-            let (_send, recv, sender) = self
+        let setup = CallSetup::new(self, &request, options);
+        self.within(&setup, async {
+            let ((send, attempt), status, headers) = self
                 .open_single(request, path, &mut codec, options, &setup)
                 .await?;
-            self.read_one(recv, codec, options, Box::new(sender)).await
+            let Attempt { recv, sender, .. } = attempt;
+            let head = Self::response_stream(status, &headers, recv, codec, options)?;
+            Self::read_one(head, Box::new((sender, send))).await
         })
         .await
     }
@@ -272,56 +282,26 @@ impl Channel {
         mut codec: C,
         options: &CallOptions,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
-        let setup = CallSetup::new(&request, options);
-        let (metadata, stream) = within(&setup, async {
-            let (send, recv, sender) = self
-                .open_single(request, path, &mut codec, options, &setup)
-                .await?;
-            let (metadata, stream) = self.read_head(recv, codec, options).await?;
-            Ok((
-                metadata,
-                stream.for_client(
-                    setup.deadline,
-                    setup.cancellation.clone(),
-                    Box::new((sender, send)),
-                ),
-            ))
-        })
-        .await?;
+        let setup = CallSetup::new(self, &request, options);
+        let (metadata, stream) = self
+            .within(&setup, async {
+                let ((send, attempt), status, headers) = self
+                    .open_single(request, path, &mut codec, options, &setup)
+                    .await?;
+                let Attempt { recv, sender, .. } = attempt;
+                let (metadata, stream) =
+                    Self::response_stream(status, &headers, recv, codec, options)?;
+                Ok((
+                    metadata,
+                    stream.for_client(
+                        setup.deadline,
+                        setup.cancellation.clone(),
+                        Box::new((sender, send)),
+                    ),
+                ))
+            })
+            .await?;
         Ok(Response::from_parts(metadata, stream, Metadata::new()))
-    }
-
-    /// Starts sending `messages` on a task; returns what keeps it running.
-    fn spawn_sender<C, S>(
-        mut send: ClientSendBody,
-        messages: S,
-        mut codec: C,
-        mut frames: FrameEncoder,
-        failure: LocalFailure,
-    ) -> AbortOnDrop
-    where
-        C: Codec,
-        S: Stream<Item = C::Encode> + Send + 'static,
-    {
-        AbortOnDrop(tokio::spawn(async move {
-            let mut messages = std::pin::pin!(messages);
-            while let Some(message) = poll_fn(|cx| messages.as_mut().poll_next(cx)).await {
-                let frame = match frames.encode(&mut codec, message) {
-                    Ok(frame) => frame,
-                    Err(status) => {
-                        // Dropping `send` resets the stream; the reader
-                        // reports this status instead of CANCELLED.
-                        *failure.lock().expect("failure lock") = Some(status);
-                        return;
-                    }
-                };
-                if send.send(frame).await.is_err() {
-                    // Stopped or failed: the response tells the outcome.
-                    return;
-                }
-            }
-            let _ = send.finish().await;
-        }))
     }
 
     /// A client-streaming call: a stream of requests, one response.
@@ -336,20 +316,27 @@ impl Channel {
         C: Codec + Clone,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let setup = CallSetup::new(&request, options);
-        let failure = LocalFailure::default();
-        let result = within(&setup, async {
-            let (recv, keep_alive) = self
-                .open_streaming(request, path, &codec, options, &setup, &failure)
-                .await?;
-            self.read_one(recv, codec, options, keep_alive).await
-        })
-        .await;
-        result.map_err(|status| local_failure_or(&failure, status))
+        let setup = CallSetup::new(self, &request, options);
+        let (metadata, messages) = request.into_parts();
+        let frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
+        let outbox = Outbox::new(messages, codec.clone(), frames);
+        let result = self
+            .within(&setup, async {
+                let head = self.request_head(path, &metadata, &setup, options)?;
+                let (head, keep_alive) = self
+                    .open_streaming(&setup, &head, &outbox, codec, options)
+                    .await?;
+                Self::read_one(head, keep_alive).await
+            })
+            .await;
+        result.map_err(|status| local_failure_or(&outbox.failure, status))
     }
 
     /// A bidirectional-streaming call: requests and responses flow
-    /// independently.
+    /// independently. It returns once the response headers arrive; a server
+    /// may send them only with its first message, so send a first request
+    /// message before awaiting the call if the server answers only after
+    /// reading one.
     pub async fn streaming<C, S>(
         &self,
         request: Request<S>,
@@ -361,20 +348,24 @@ impl Channel {
         C: Codec + Clone,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let setup = CallSetup::new(&request, options);
-        let failure = LocalFailure::default();
-        let result = within(&setup, async {
-            let (recv, keep_alive) = self
-                .open_streaming(request, path, &codec, options, &setup, &failure)
-                .await?;
-            let (metadata, stream) = self.read_head(recv, codec, options).await?;
-            let stream = stream
-                .for_client(setup.deadline, setup.cancellation.clone(), keep_alive)
-                .with_local_failure(failure.clone());
-            Ok((metadata, stream))
-        })
-        .await;
-        let (metadata, stream) = result.map_err(|status| local_failure_or(&failure, status))?;
+        let setup = CallSetup::new(self, &request, options);
+        let (metadata, messages) = request.into_parts();
+        let frames = FrameEncoder::new(setup.encoding, options.max_encoding_message_size);
+        let outbox = Outbox::new(messages, codec.clone(), frames);
+        let result = self
+            .within(&setup, async {
+                let head = self.request_head(path, &metadata, &setup, options)?;
+                let ((metadata, stream), keep_alive) = self
+                    .open_streaming(&setup, &head, &outbox, codec, options)
+                    .await?;
+                let stream = stream
+                    .for_client(setup.deadline, setup.cancellation.clone(), keep_alive)
+                    .with_local_failure(outbox.failure.clone());
+                Ok((metadata, stream))
+            })
+            .await;
+        let (metadata, stream) =
+            result.map_err(|status| local_failure_or(&outbox.failure, status))?;
         Ok(Response::from_parts(metadata, stream, Metadata::new()))
     }
 }

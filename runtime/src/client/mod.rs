@@ -1,7 +1,10 @@
 //! The client: a [`Channel`] to one server, and per-client [`CallOptions`].
 
+mod attempt;
+mod backoff;
 mod call;
-mod connection;
+mod connect;
+mod pool;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +13,25 @@ use grpc_h3_core::frame::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, DEFAULT_MAX_ENCODIN
 use grpc_h3_core::{CompressionEncoding, EnabledEncodings};
 
 use crate::tls::ClientTlsConfig;
+use crate::transport::{self, Side, MAX_HEADER_LIST_SIZE_CEILING};
 use crate::Error;
-use connection::{Connector, Pool};
+pub use backoff::BackoffConfig;
+use connect::Connector;
+use pool::Pool;
 
 /// A channel to one server: cheap to clone, all clones share one QUIC
 /// connection that multiplexes every call. It connects on the first call,
 /// and reconnects on the next call after the connection is lost or the
 /// server sent GOAWAY.
+///
+/// Connecting tries every address the host resolves to, IPv6 and IPv4
+/// interleaved as Happy Eyeballs does (a new attempt every 250 ms until one
+/// answers). Calls arriving meanwhile wait for that one attempt. If it
+/// fails, calls fail at once with UNAVAILABLE (saying what was tried) until
+/// the next attempt is due, following gRPC's connection backoff (1 s, then
+/// ×1.6 up to 2 minutes, ±20 %); a call that asked to
+/// [wait for ready](crate::Request::set_wait_for_ready) waits instead, up to
+/// its deadline.
 ///
 /// ```no_run
 /// # fn f(ca_pem: &str) -> Result<(), grpc_h3::Error> {
@@ -29,6 +44,7 @@ use connection::{Connector, Pool};
 #[derive(Clone)]
 pub struct Channel {
     pool: Arc<Pool>,
+    wait_for_ready: bool,
 }
 
 impl Channel {
@@ -38,10 +54,12 @@ impl Channel {
         ChannelBuilder {
             uri: uri.into(),
             tls: None,
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(10),
             keep_alive_interval: None,
             max_header_list_size: 16 * 1024,
+            backoff: BackoffConfig::default(),
+            wait_for_ready: false,
         }
     }
 }
@@ -61,8 +79,10 @@ pub struct ChannelBuilder {
     tls: Option<ClientTlsConfig>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    keep_alive_interval: Option<Duration>,
+    keep_alive_interval: Option<Option<Duration>>,
     max_header_list_size: u64,
+    backoff: BackoffConfig,
+    wait_for_ready: bool,
 }
 
 impl ChannelBuilder {
@@ -74,34 +94,59 @@ impl ChannelBuilder {
         self
     }
 
-    /// How long a connection attempt may take before calls fail with
-    /// UNAVAILABLE. Default: 10 s.
+    /// How long one connection attempt (name resolution, every address,
+    /// handshake) may take before it fails with UNAVAILABLE. Default: 20 s,
+    /// gRPC's minimum connect timeout.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Closes the connection after this long without traffic (QUIC idle
-    /// timeout); the next call reconnects. Default: 30 s.
+    /// Declares the server gone after this long without hearing from it
+    /// (QUIC idle timeout; the lower of the two peers' values applies).
+    /// Keep-alive PINGs make a live server answer, so a server that was
+    /// killed or unplugged without closing is detected after this long, and
+    /// its calls fail with UNAVAILABLE. Default: 10 s.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// Sends QUIC keep-alives this often so an idle connection stays open
-    /// (HTTP/3 has no PING frame). Default: off.
+    /// Sends QUIC keep-alives (PING) this often, so calls that stay quiet
+    /// longer than the idle timeout keep their connection (HTTP/3 has no
+    /// PING frame) and a dead server is noticed. `None` turns them off.
+    /// Must be shorter than the idle timeout. Default: a third of the idle
+    /// timeout.
     #[must_use]
-    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+    pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
         self.keep_alive_interval = Some(interval);
         self
     }
 
-    /// Largest response header block accepted. Default: 16 KiB.
+    /// Largest response header block accepted (counted as QPACK does);
+    /// values above 768 KiB are lowered to 768 KiB. Default: 16 KiB.
     #[must_use]
     pub fn max_header_list_size(mut self, bytes: u64) -> Self {
-        self.max_header_list_size = bytes;
+        self.max_header_list_size = bytes.min(MAX_HEADER_LIST_SIZE_CEILING);
+        self
+    }
+
+    /// Delays between failed connection attempts. Default: gRPC's (1 s,
+    /// ×1.6, ±20 %, at most 120 s).
+    #[must_use]
+    pub fn connection_backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Makes calls wait for a connection while the channel is backing off
+    /// after a failed attempt, instead of failing at once with UNAVAILABLE
+    /// (gRPC's wait-for-ready; a call's own setting wins). Default: off.
+    #[must_use]
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = wait;
         self
     }
 
@@ -137,8 +182,9 @@ impl ChannelBuilder {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
-        let transport =
-            crate::transport::transport_config(self.idle_timeout, self.keep_alive_interval)?;
+        let keep_alive =
+            transport::keep_alive_interval(self.keep_alive_interval, self.idle_timeout, "channel")?;
+        let transport = transport::transport_config(Side::Client, self.idle_timeout, keep_alive)?;
         quic_config.transport_config(Arc::new(transport));
         let connector = Connector {
             host,
@@ -149,7 +195,8 @@ impl ChannelBuilder {
             max_header_list_size: self.max_header_list_size,
         };
         Ok(Channel {
-            pool: Arc::new(Pool::new(connector)),
+            pool: Arc::new(Pool::new(connector, self.backoff)),
+            wait_for_ready: self.wait_for_ready,
         })
     }
 }

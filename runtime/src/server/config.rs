@@ -1,21 +1,15 @@
-//! [`ServerBuilder`]: every server setting, with its default.
+//! Server limits and timeouts: [`ServerConfig`] and the [`ServerBuilder`]
+//! methods that set them, each with its default.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 use std::time::Duration;
 
 use grpc_h3_core::frame::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, DEFAULT_MAX_ENCODING_MESSAGE_SIZE};
 use grpc_h3_core::{CompressionEncoding, EnabledEncodings};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
-use super::{BoundServer, NamedService, Service, Shared};
-use crate::tls::{self, ClientAuth, DevCertificate, Identity};
-use crate::Error;
+use super::ServerBuilder;
+use crate::transport::MAX_HEADER_LIST_SIZE_CEILING;
 
-/// Settings that apply to every call of a server.
+/// Settings that apply to every connection and call of a server.
 #[derive(Clone, Debug)]
 pub(crate) struct ServerConfig {
     pub(crate) max_decoding_message_size: usize,
@@ -24,9 +18,18 @@ pub(crate) struct ServerConfig {
     pub(crate) send_compression: EnabledEncodings,
     pub(crate) max_concurrent_streams: u32,
     pub(crate) idle_timeout: Duration,
-    pub(crate) keep_alive_interval: Option<Duration>,
+    /// `None`: a third of the idle timeout; `Some(None)`: off.
+    pub(crate) keep_alive_interval: Option<Option<Duration>>,
     pub(crate) grace_period: Duration,
     pub(crate) max_header_list_size: u64,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) retry_above_handshakes: usize,
+    pub(crate) early_reset_limit: (u32, Duration),
+    pub(crate) max_connection_idle: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) lazy_response_headers: bool,
 }
 
 impl Default for ServerConfig {
@@ -41,60 +44,19 @@ impl Default for ServerConfig {
             keep_alive_interval: None,
             grace_period: Duration::from_secs(10),
             max_header_list_size: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            retry_above_handshakes: 100,
+            early_reset_limit: (200, Duration::from_secs(10)),
+            max_connection_idle: Some(Duration::from_secs(600)),
+            timeout: None,
+            lazy_response_headers: false,
         }
     }
 }
 
-/// Configures a server. Every setting has a default; only a TLS identity
-/// and at least one service are needed.
-#[derive(Clone, Default)]
-pub struct ServerBuilder {
-    config: ServerConfig,
-    identity: Option<Identity>,
-    dev_certificate: bool,
-    client_ca: Vec<Vec<u8>>,
-    client_auth: Option<ClientAuth>,
-    crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
-    services: HashMap<&'static str, Arc<dyn Service>>,
-}
-
 impl ServerBuilder {
-    /// The server's certificate chain (leaf first) and private key, in PEM.
-    /// Required unless [`ServerBuilder::dev_certificate`] is used.
-    #[must_use]
-    pub fn tls_identity(mut self, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
-        self.identity = Some(Identity::from_pem(cert_pem, key_pem));
-        self
-    }
-
-    /// Uses a freshly generated self-signed certificate for `localhost`,
-    /// `127.0.0.1` and `::1`; read it back with
-    /// [`BoundServer::dev_certificate_pem`] to trust it in clients. For
-    /// development and tests only. Default: off.
-    #[must_use]
-    pub fn dev_certificate(mut self) -> Self {
-        self.dev_certificate = true;
-        self
-    }
-
-    /// Verifies client certificates against the CA certificates in this
-    /// PEM (mutual TLS). Default: clients are not asked for certificates.
-    #[must_use]
-    pub fn client_ca_certificate(mut self, pem: impl AsRef<[u8]>, auth: ClientAuth) -> Self {
-        self.client_ca.push(pem.as_ref().to_vec());
-        self.client_auth = Some(auth);
-        self
-    }
-
-    /// Uses this rustls cryptography provider, e.g. to restrict cipher
-    /// suites or to use a FIPS-validated provider. Default: ring with every
-    /// TLS 1.3 suite.
-    #[must_use]
-    pub fn crypto_provider(mut self, provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
-        self.crypto_provider = Some(provider);
-        self
-    }
-
     /// Largest request message accepted, after decompression; larger ones
     /// fail with RESOURCE_EXHAUSTED. Default: 4 MiB.
     #[must_use]
@@ -146,18 +108,24 @@ impl ServerBuilder {
         self
     }
 
-    /// Closes a connection idle for this long (QUIC idle timeout; the lower
-    /// of the two peers' values applies). Default: 30 s.
+    /// Closes a connection from which nothing was heard for this long (QUIC
+    /// idle timeout; the lower of the two peers' values applies). With
+    /// keep-alive on (the default) a live client is never idle, so this is
+    /// the time after which a client that vanished without closing is
+    /// declared gone. Default: 30 s.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.idle_timeout = timeout;
         self
     }
 
-    /// Sends QUIC keep-alive (PING) frames this often, so idle connections
-    /// stay open. HTTP/3 has no PING of its own. Default: off.
+    /// Sends QUIC keep-alive (PING) frames this often, so calls that stay
+    /// quiet for longer than the idle timeout (long polls, watch streams)
+    /// keep their connection; HTTP/3 has no PING of its own. `None` turns
+    /// keep-alive off. Must be shorter than the idle timeout (checked by
+    /// [`ServerBuilder::bind`]). Default: a third of the idle timeout.
     #[must_use]
-    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+    pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.keep_alive_interval = Some(interval);
         self
     }
@@ -171,103 +139,94 @@ impl ServerBuilder {
     }
 
     /// Largest request header block accepted (HTTP/3
-    /// SETTINGS_MAX_FIELD_SECTION_SIZE); larger ones are answered with HTTP
-    /// 431. Default: 16 KiB.
+    /// SETTINGS_MAX_FIELD_SECTION_SIZE, counted as QPACK does: name, value
+    /// and 32 bytes per field). A larger block gets HTTP 431; a HEADERS
+    /// frame declaring more than this plus 1 KiB is refused with
+    /// H3_EXCESSIVE_LOAD before any of it is buffered. Values above 768 KiB
+    /// are lowered to 768 KiB, the most h3 handles safely. Default: 16 KiB.
     #[must_use]
     pub fn max_header_list_size(mut self, bytes: u64) -> Self {
-        self.config.max_header_list_size = bytes;
+        self.config.max_header_list_size = bytes.min(MAX_HEADER_LIST_SIZE_CEILING);
         self
     }
 
-    /// Adds a service, routed by its [`NamedService::NAME`]. A second
-    /// service with the same name replaces the first.
+    /// How long a new request stream may take to deliver its HEADERS; a
+    /// slower one is refused with H3_REQUEST_REJECTED and its state freed,
+    /// so clients cannot hold server memory with half-sent headers.
+    /// Default: 10 s.
     #[must_use]
-    pub fn add_service<S: Service + NamedService>(mut self, service: S) -> Self {
-        self.services.insert(S::NAME, Arc::new(service));
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.header_read_timeout = timeout;
         self
     }
 
-    fn quic_config(&self) -> Result<(quinn::ServerConfig, Option<String>), Error> {
-        let (identity, dev_pem) = match (&self.identity, self.dev_certificate) {
-            (Some(identity), _) => (identity.clone(), None),
-            (None, true) => {
-                let dev = DevCertificate::localhost()?;
-                (dev.identity(), Some(dev.cert_pem().to_owned()))
-            }
-            (None, false) => {
-                return Err(Error::config(
-                    "no TLS identity: call `.tls_identity(cert_pem, key_pem)` or `.dev_certificate()` on the server builder",
-                ))
-            }
-        };
-        let client_ca = self
-            .client_auth
-            .map(|auth| (self.client_ca.as_slice(), auth));
-        let provider = self
-            .crypto_provider
-            .clone()
-            .unwrap_or_else(tls::default_provider);
-        let tls = tls::server_config(&identity, client_ca, provider)?;
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
-        let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let mut transport = crate::transport::transport_config(
-            self.config.idle_timeout,
-            self.config.keep_alive_interval,
-        )?;
-        transport.max_concurrent_bidi_streams(self.config.max_concurrent_streams.into());
-        quic.transport_config(Arc::new(transport));
-        Ok((quic, dev_pem))
+    /// How long a QUIC handshake (and the HTTP/3 setup after it) may take
+    /// before the connection is dropped. Default: 10 s.
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
     }
 
-    /// Binds the UDP socket (port 0 picks a free port). Must run inside a
-    /// tokio runtime.
-    pub fn bind(self, addr: SocketAddr) -> Result<BoundServer, Error> {
-        if self.services.is_empty() {
-            return Err(Error::config(
-                "no services: call `.add_service(..)` before binding",
-            ));
-        }
-        let (quic, dev_certificate_pem) = self.quic_config()?;
-        let endpoint = quinn::Endpoint::server(quic, addr)
-            .map_err(|e| Error::io(&format!("binding UDP {addr}"), e))?;
-        let shared = Arc::new(Shared {
-            config: self.config,
-            services: self.services,
-            live_calls: AtomicUsize::new(0),
-            running_calls: AtomicUsize::new(0),
-            calls_drained: Notify::new(),
-            drain: CancellationToken::new(),
-            abort: CancellationToken::new(),
-        });
-        Ok(BoundServer {
-            endpoint,
-            shared,
-            dev_certificate_pem,
-        })
+    /// Most client connections open at once, handshakes included; further
+    /// connection attempts are refused (QUIC CONNECTION_REFUSED) until some
+    /// close. Default: 10,000.
+    #[must_use]
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.config.max_connections = limit;
+        self
     }
 
-    /// Binds `addr` and serves until the process ends.
-    pub async fn serve(self, addr: SocketAddr) -> Result<(), Error> {
-        self.bind(addr)?.serve().await
+    /// Above this many handshakes in progress, a client whose address is
+    /// not yet validated must first prove it (QUIC Retry, one extra round
+    /// trip), so a flood of spoofed Initial packets cannot make the server
+    /// do handshake work. `0` validates every client. Default: 100.
+    #[must_use]
+    pub fn retry_above_handshakes(mut self, in_progress: usize) -> Self {
+        self.config.retry_above_handshakes = in_progress;
+        self
     }
 
-    /// Binds `addr` and serves until `signal` completes, then shuts down
-    /// gracefully (see [`BoundServer::serve_with_shutdown`]).
-    pub async fn serve_with_shutdown(
-        self,
-        addr: SocketAddr,
-        signal: impl std::future::Future<Output = ()>,
-    ) -> Result<(), Error> {
-        self.bind(addr)?.serve_with_shutdown(signal).await
+    /// At most `count` streams per connection, replenished over `per`, may
+    /// be cancelled by the client before the server answered them. Past
+    /// that the connection is closed with H3_EXCESSIVE_LOAD: the HTTP/3
+    /// form of the HTTP/2 "rapid reset" attack (CVE-2023-44487), where a
+    /// client makes the server start work it abandons at once. Default:
+    /// 200 per 10 s.
+    #[must_use]
+    pub fn early_reset_limit(mut self, count: u32, per: Duration) -> Self {
+        self.config.early_reset_limit = (count, per);
+        self
     }
-}
 
-impl std::fmt::Debug for ServerBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerBuilder")
-            .field("config", &self.config)
-            .field("services", &self.services.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+    /// Closes connections that have had no call open for this long (GOAWAY
+    /// first); keep-alive holds idle connections open otherwise. `None`
+    /// keeps them until the client closes them. Default: 10 minutes.
+    #[must_use]
+    pub fn max_connection_idle(mut self, idle: Option<Duration>) -> Self {
+        self.config.max_connection_idle = idle;
+        self
+    }
+
+    /// Caps every call's deadline: a call runs until the earlier of its
+    /// client's `grpc-timeout` and this, so a call without a deadline cannot
+    /// run forever. Handlers see the effective deadline in
+    /// [`Request::deadline`](crate::Request::deadline). Default: no cap
+    /// (watch streams may run as long as their clients want).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends response headers together with the first response message
+    /// instead of as soon as the handler returns; a call that ends before
+    /// any message is then answered Trailers-Only. Both are legal and
+    /// clients must accept either (grpc-go defers its headers like this).
+    /// Default: off (headers are sent at once).
+    #[must_use]
+    pub fn lazy_response_headers(mut self, lazy: bool) -> Self {
+        self.config.lazy_response_headers = lazy;
+        self
     }
 }

@@ -1,13 +1,116 @@
-//! One QUIC connection on the server: the h3 accept loop and GOAWAY.
+//! One QUIC connection on the server: handshake under its timeout, the h3
+//! accept loop, GOAWAY (on drain or when idle too long), and the
+//! early-reset budget.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::{request, ConnectionContext, Shared};
+use super::stats::Held;
+use super::{request, Shared};
 use crate::message::PeerInfo;
-use crate::transport::quic::{self, StopSignals};
+use crate::transport::quic::{self, ConnState, ServerStreams, StopSignals};
+
+/// H3_NO_ERROR.
+const NO_ERROR: u32 = 0x100;
+/// H3_EXCESSIVE_LOAD.
+const EXCESSIVE_LOAD: u32 = 0x107;
+/// Bounds on how long a connection with nothing left to do lingers after
+/// its GOAWAY before closing (three round trips, within these).
+const CLOSE_LINGER_MIN: Duration = Duration::from_millis(20);
+const CLOSE_LINGER_MAX: Duration = Duration::from_secs(1);
+
+/// What every request on one connection shares.
+pub(crate) struct ConnectionContext {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) peer: PeerInfo,
+    pub(crate) stop_signals: StopSignals,
+    quic: quinn::Connection,
+    /// Calls open on this connection, for the idle timer.
+    open_calls: AtomicUsize,
+    activity: Notify,
+    early_resets: Mutex<TokenBucket>,
+}
+
+/// Holds one of a connection's open calls.
+pub(crate) struct OpenCall(Arc<ConnectionContext>);
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        if self.0.open_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.activity.notify_waiters();
+        }
+    }
+}
+
+impl ConnectionContext {
+    /// Counts a call as open on this connection while the result lives.
+    pub(crate) fn open_call(self: &Arc<Self>) -> OpenCall {
+        if self.open_calls.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.activity.notify_waiters();
+        }
+        OpenCall(self.clone())
+    }
+
+    /// Records a stream the client cancelled before the server answered;
+    /// past the budget the connection is closed with H3_EXCESSIVE_LOAD.
+    pub(crate) fn early_reset(&self) {
+        let exhausted = self
+            .early_resets
+            .lock()
+            .expect("early reset lock")
+            .take(Instant::now());
+        if exhausted && self.quic.close_reason().is_none() {
+            self.shared
+                .meters
+                .counters
+                .early_reset_closes
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %self.peer.addr, "too many streams cancelled before an answer (rapid reset); closing the connection");
+            self.quic.close(
+                quinn::VarInt::from_u32(EXCESSIVE_LOAD),
+                b"too many streams cancelled before the server answered",
+            );
+        }
+    }
+}
+
+/// A token bucket: `capacity` tokens, refilled at `capacity` per `period`.
+struct TokenBucket {
+    capacity: f64,
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(capacity: u32, period: Duration, now: Instant) -> TokenBucket {
+        let capacity = f64::from(capacity);
+        TokenBucket {
+            capacity,
+            per_second: capacity / period.as_secs_f64().max(f64::MIN_POSITIVE),
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Takes a token; returns whether the bucket was already empty.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            false
+        } else {
+            true
+        }
+    }
+}
 
 fn peer_info(conn: &quinn::Connection) -> PeerInfo {
     let certificates = conn
@@ -20,45 +123,139 @@ fn peer_info(conn: &quinn::Connection) -> PeerInfo {
     }
 }
 
+type H3Connection = h3::server::Connection<quic::Connection, bytes::Bytes>;
+
+/// Completes the handshake and the HTTP/3 setup within the handshake
+/// timeout.
+async fn establish(
+    incoming: quinn::Incoming,
+    shared: &Arc<Shared>,
+    streams: ServerStreams,
+) -> Option<(quinn::Connection, H3Connection)> {
+    let _handshake = Held::enter(shared, |s| &s.meters.handshakes);
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let connecting = match incoming.accept() {
+        Ok(connecting) => connecting,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not accept a connection");
+            return None;
+        }
+    };
+    let setup = async {
+        let conn = connecting.await.map_err(|e| e.to_string())?;
+        let h3_conn = h3::server::builder()
+            .max_field_section_size(shared.config.max_header_list_size)
+            .build(quic::Connection::server(
+                conn.clone(),
+                Arc::new(ConnState::new(
+                    shared.config.max_header_list_size,
+                    shared.meters.transport.clone(),
+                )),
+                streams,
+            ))
+            .await
+            .map_err(|e| format!("HTTP/3 setup failed: {e}"))?;
+        Ok::<_, String>((conn, h3_conn))
+    };
+    match tokio::time::timeout_at(deadline, setup).await {
+        Ok(Ok(established)) => Some(established),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "handshake failed");
+            None
+        }
+        Err(_) => {
+            shared
+                .meters
+                .counters
+                .handshake_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("handshake timed out");
+            None
+        }
+    }
+}
+
+/// Resolves once the connection has had no call open for `max_idle`.
+async fn idle(ctx: &ConnectionContext, max_idle: Option<Duration>) {
+    let Some(max_idle) = max_idle else {
+        return std::future::pending().await;
+    };
+    loop {
+        no_open_calls(ctx).await;
+        let activity = ctx.activity.notified();
+        tokio::pin!(activity);
+        activity.as_mut().enable();
+        if ctx.open_calls.load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(max_idle) => return,
+            () = &mut activity => {}
+        }
+    }
+}
+
+/// Resolves when no call is open on the connection.
+async fn no_open_calls(ctx: &ConnectionContext) {
+    loop {
+        let activity = ctx.activity.notified();
+        tokio::pin!(activity);
+        activity.as_mut().enable();
+        if ctx.open_calls.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        activity.await;
+    }
+}
+
 /// Runs one connection until it closes or the server aborts.
 pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     if shared.drain.is_cancelled() {
+        shared
+            .meters
+            .counters
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
         incoming.refuse();
         return;
     }
-    let conn = match incoming.await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::debug!(error = %e, "handshake failed");
-            return;
-        }
+    let refuse_from = Arc::new(AtomicU64::new(u64::MAX));
+    let stop_signals = StopSignals::new(shared.meters.stop_watchers.clone());
+    let streams = ServerStreams {
+        signals: stop_signals.clone(),
+        header_read_timeout: shared.config.header_read_timeout,
+        refuse_from: refuse_from.clone(),
     };
-    let signals = StopSignals::default();
-    let built = h3::server::builder()
-        .max_field_section_size(shared.config.max_header_list_size)
-        .build(quic::Connection::server(conn.clone(), signals.clone()))
-        .await;
-    let mut h3_conn = match built {
-        Ok(h3_conn) => h3_conn,
-        Err(e) => {
-            tracing::debug!(error = %e, "HTTP/3 setup failed");
-            return;
-        }
+    let Some((conn, mut h3_conn)) = establish(incoming, &shared, streams).await else {
+        return;
     };
+    let (count, per) = shared.config.early_reset_limit;
     let ctx = Arc::new(ConnectionContext {
         shared: shared.clone(),
         peer: peer_info(&conn),
-        stop_signals: signals,
-        goaway_boundary: AtomicU64::new(u64::MAX),
+        stop_signals,
+        quic: conn.clone(),
+        open_calls: AtomicUsize::new(0),
+        activity: Notify::new(),
+        early_resets: Mutex::new(TokenBucket::new(count, per, Instant::now())),
     });
     let mut accepted: u64 = 0;
-    let mut draining = false;
+    let mut closing = false;
     loop {
-        tokio::select! {
+        let goaway = tokio::select! {
             result = h3_conn.accept() => match result {
                 Ok(Some(resolver)) => {
                     accepted += 1;
-                    tokio::spawn(request::handle(resolver, ctx.clone()));
+                    // Counted before the task runs, so that the idle timer
+                    // never sees an accepted call as absent.
+                    let call = ctx.open_call();
+                    let task = Held::enter(&shared, |s| &s.meters.tasks);
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        request::handle(resolver, ctx).await;
+                        drop((call, task));
+                    });
+                    false
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -66,23 +263,52 @@ pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     break;
                 }
             },
-            () = shared.drain.cancelled(), if !draining => {
-                draining = true;
-                // Client bidi stream ids are 0, 4, 8...: the first one we
-                // have not accepted is 4 * accepted. h3's shutdown(1)
-                // announces exactly that id; h3 itself would still accept
-                // it, so request::handle refuses it.
-                ctx.goaway_boundary.store(accepted * 4, Ordering::Release);
-                if let Err(e) = h3_conn.shutdown(1).await {
-                    tracing::debug!(error = %e, "could not send GOAWAY");
-                    break;
-                }
+            () = shared.drain.cancelled(), if !closing => true,
+            () = idle(&ctx, shared.config.max_connection_idle), if !closing => {
+                shared.meters.counters.idle_closes.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer = %ctx.peer.addr, "closing an idle connection");
+                true
             }
+            // After GOAWAY: once the last call is over (its response
+            // acknowledged), nothing is left to wait for but the GOAWAY
+            // frame itself, given a few round trips to arrive.
+            () = async {
+                no_open_calls(&ctx).await;
+                tokio::time::sleep((conn.rtt() * 3).clamp(CLOSE_LINGER_MIN, CLOSE_LINGER_MAX)).await;
+            }, if closing => break,
             () = shared.abort.cancelled() => break,
+        };
+        if goaway {
+            closing = true;
+            // Client bidi stream ids are 0, 4, 8...: the first one we have
+            // not accepted is 4 * accepted. h3's shutdown(1) announces
+            // exactly that id; the QUIC adapter refuses it and every later
+            // one with H3_REQUEST_REJECTED before h3 sees them.
+            refuse_from.store(accepted * 4, Ordering::Release);
+            if let Err(e) = h3_conn.shutdown(1).await {
+                tracing::debug!(error = %e, "could not send GOAWAY");
+                break;
+            }
         }
     }
-    conn.close(
-        quinn::VarInt::from_u32(0x100), // H3_NO_ERROR
-        b"",
-    );
+    conn.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_early_reset_budget_refills_over_its_period() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(3, Duration::from_secs(3), start);
+        assert!(!bucket.take(start));
+        assert!(!bucket.take(start));
+        assert!(!bucket.take(start));
+        assert!(bucket.take(start), "the fourth at once is over budget");
+        // One second later one token is back, and only one.
+        let later = start + Duration::from_secs(1);
+        assert!(!bucket.take(later));
+        assert!(bucket.take(later));
+    }
 }

@@ -11,30 +11,48 @@
 //!     .await
 //! # }
 //! ```
+//!
+//! Every resource a client can make the server hold has a limit and a
+//! timeout, each with a default on its [`ServerBuilder`] method:
+//! connections ([`ServerBuilder::max_connections`],
+//! [`ServerBuilder::handshake_timeout`], [`ServerBuilder::max_connection_idle`]),
+//! streams ([`ServerBuilder::max_concurrent_streams`],
+//! [`ServerBuilder::header_read_timeout`], [`ServerBuilder::early_reset_limit`]),
+//! headers and messages ([`ServerBuilder::max_header_list_size`],
+//! [`ServerBuilder::max_decoding_message_size`]) and calls
+//! ([`ServerBuilder::timeout`]). [`ServerHandle::stats`] shows them at work.
+//!
+//! A handler that panics fails its call with INTERNAL, whether it panics in
+//! the handler itself or while producing a streamed response; the server
+//! keeps serving. This relies on unwinding: with `panic = "abort"` a panic
+//! ends the process, as it would anywhere else.
 
+mod builder;
 mod config;
 mod connection;
 mod request;
+mod respond;
 pub(crate) mod service;
+mod stats;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use config::ServerBuilder;
+pub use builder::ServerBuilder;
 pub(crate) use config::ServerConfig;
 pub use service::{
     client_streaming, server_streaming, streaming, unary, CallFuture, NamedService, ServerCall,
     ServerReply, Service,
 };
+pub use stats::ServerStats;
+use stats::{Gauge, Held, Meters};
 
-use crate::message::PeerInfo;
-use crate::transport::quic::StopSignals;
 use crate::Error;
 
 /// Entry point: `Server::builder()`.
@@ -52,26 +70,29 @@ impl Server {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
-    /// Calls from their headers until their response is acknowledged.
-    pub(crate) live_calls: AtomicUsize,
-    /// Calls whose handler or response is still in progress.
-    pub(crate) running_calls: AtomicUsize,
-    /// Notified when either counter reaches zero.
-    pub(crate) calls_drained: Notify,
+    pub(crate) meters: Meters,
+    /// Notified when a gauge reaches zero.
+    pub(crate) drained: Notify,
     /// Cancelled when graceful shutdown starts (GOAWAY everywhere).
     pub(crate) drain: CancellationToken,
     /// Cancelled when the grace period is over (reset what is left).
     pub(crate) abort: CancellationToken,
 }
 
-/// What every request on one connection shares.
-pub(crate) struct ConnectionContext {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) peer: PeerInfo,
-    pub(crate) stop_signals: StopSignals,
-    /// First stream id not processed (what our GOAWAY announced); u64::MAX
-    /// until we send one.
-    pub(crate) goaway_boundary: std::sync::atomic::AtomicU64,
+impl Shared {
+    pub(crate) fn new(
+        config: ServerConfig,
+        services: HashMap<&'static str, Arc<dyn Service>>,
+    ) -> Shared {
+        Shared {
+            config,
+            services,
+            meters: Meters::new(),
+            drained: Notify::new(),
+            drain: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        }
+    }
 }
 
 /// A server bound to its UDP socket, ready to serve.
@@ -92,7 +113,19 @@ impl ServerHandle {
     /// Calls currently in progress: from their headers until their response
     /// is acknowledged, they are reset, or they are refused.
     pub fn live_calls(&self) -> usize {
-        self.shared.live_calls.load(Ordering::Acquire)
+        self.shared.meters.live_calls.get()
+    }
+
+    /// Everything the server holds and has refused, right now.
+    ///
+    /// ```no_run
+    /// # fn f(handle: grpc_h3::server::ServerHandle) {
+    /// let stats = handle.stats();
+    /// println!("{} connections, {} calls, {} refused", stats.connections, stats.live_calls, stats.connections_refused);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        self.shared.meters.snapshot()
     }
 
     /// The address the server listens on.
@@ -105,7 +138,7 @@ impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
             .field("local_addr", &self.local_addr)
-            .field("live_calls", &self.live_calls())
+            .field("stats", &self.stats())
             .finish()
     }
 }
@@ -152,9 +185,7 @@ impl BoundServer {
         loop {
             tokio::select! {
                 incoming = endpoint.accept() => match incoming {
-                    Some(incoming) => {
-                        connections.spawn(connection::serve(incoming, shared.clone()));
-                    }
+                    Some(incoming) => admit(incoming, &shared, &mut connections),
                     None => return Err(Error::config("the QUIC endpoint was closed")),
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -162,10 +193,7 @@ impl BoundServer {
             }
         }
 
-        tracing::info!(
-            live_calls = shared.live_calls.load(Ordering::Acquire),
-            "draining"
-        );
+        tracing::info!(live_calls = shared.meters.live_calls.get(), "draining");
         shared.drain.cancel();
         // Phase 1: handlers finish and responses are written, within the
         // grace period. Phase 2: clients acknowledge the last bytes; a
@@ -176,7 +204,7 @@ impl BoundServer {
             drain_until(&endpoint, &shared, &mut connections, linger, live_calls).await;
         } else {
             tracing::warn!(
-                running_calls = shared.running_calls.load(Ordering::Acquire),
+                running_calls = shared.meters.running_calls.get(),
                 "grace period over; resetting the calls still running"
             );
         }
@@ -188,36 +216,76 @@ impl BoundServer {
     }
 }
 
+/// Decides what happens to a connection attempt: refused (over the
+/// connection limit), asked to validate its address (a Retry, when many
+/// handshakes are in progress), or accepted.
+fn admit(
+    incoming: quinn::Incoming,
+    shared: &Arc<Shared>,
+    connections: &mut tokio::task::JoinSet<()>,
+) {
+    let meters = &shared.meters;
+    if meters.connections.get() >= shared.config.max_connections {
+        meters
+            .counters
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(peer = %incoming.remote_address(), "connection limit reached; refused");
+        incoming.refuse();
+        return;
+    }
+    if meters.handshakes.get() >= shared.config.retry_above_handshakes
+        && !incoming.remote_address_validated()
+        && incoming.may_retry()
+    {
+        meters.counters.retries_sent.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = incoming.retry() {
+            e.into_incoming().ignore();
+        }
+        return;
+    }
+    let slot = Held::enter(shared, |s| &s.meters.connections);
+    let task = Held::enter(shared, |s| &s.meters.tasks);
+    let shared = shared.clone();
+    connections.spawn(async move {
+        connection::serve(incoming, shared).await;
+        drop((slot, task));
+    });
+}
+
 /// How long a drain waits for clients to acknowledge responses that are
 /// already sent: many round trips on any sane network.
 const ACK_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn running_calls(shared: &Shared) -> &AtomicUsize {
-    &shared.running_calls
+fn running_calls(shared: &Shared) -> &Gauge {
+    &shared.meters.running_calls
 }
 
-fn live_calls(shared: &Shared) -> &AtomicUsize {
-    &shared.live_calls
+fn live_calls(shared: &Shared) -> &Gauge {
+    &shared.meters.live_calls
 }
 
-/// Waits until `counter` is zero or `deadline` passes, refusing new
-/// connections meanwhile; returns whether the counter reached zero.
+/// Waits until `gauge` is zero or `deadline` passes, refusing new
+/// connections meanwhile; returns whether the gauge reached zero.
 async fn drain_until(
     endpoint: &quinn::Endpoint,
     shared: &Shared,
     connections: &mut tokio::task::JoinSet<()>,
     deadline: tokio::time::Instant,
-    counter: fn(&Shared) -> &AtomicUsize,
+    gauge: fn(&Shared) -> &Gauge,
 ) -> bool {
     loop {
-        let drained = shared.calls_drained.notified();
-        if counter(shared).load(Ordering::Acquire) == 0 {
+        let drained = shared.drained.notified();
+        if gauge(shared).get() == 0 {
             return true;
         }
         tokio::select! {
             () = drained => {}
             () = tokio::time::sleep_until(deadline) => return false,
-            Some(incoming) = endpoint.accept() => incoming.refuse(),
+            Some(incoming) = endpoint.accept() => {
+                shared.meters.counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+                incoming.refuse();
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }

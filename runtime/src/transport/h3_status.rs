@@ -3,6 +3,8 @@
 use grpc_h3_core::Status;
 use h3::error::{Code, ConnectionError, StreamError};
 
+use super::frame_guard::FrameTooLarge;
+
 /// H3_REQUEST_CANCELLED: what a cancelled call resets its stream with.
 pub(crate) const CANCELLED: Code = Code::H3_REQUEST_CANCELLED;
 
@@ -48,6 +50,15 @@ pub(crate) fn status_for_stream(err: StreamError) -> Status {
                 status = Status::new(status.code(), format!("{}: {reason}", status.message()));
             }
             status
+        }
+        StreamError::Undefined { 0: e, .. } => {
+            if let Some(refused) = e.downcast_ref::<FrameTooLarge>() {
+                Status::resource_exhausted(format!(
+                    "{refused}; the stream was reset with H3_EXCESSIVE_LOAD"
+                ))
+            } else {
+                Status::internal(format!("HTTP/3 error: {e}"))
+            }
         }
         other => Status::internal(format!("HTTP/3 error: {other}")),
     }

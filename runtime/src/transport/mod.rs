@@ -1,16 +1,67 @@
 //! The HTTP/3 transport: thin adapters between h3/quinn and the
 //! transport-agnostic core.
 
+use std::time::Duration;
+
+pub(crate) mod frame_guard;
 pub(crate) mod h3_body;
 pub(crate) mod h3_status;
 pub(crate) mod quic;
 
-/// QUIC transport settings both sides share.
+/// The largest header list (SETTINGS_MAX_FIELD_SECTION_SIZE) either side
+/// accepts, whatever is configured: 768 KiB. h3 0.0.8 sizes an
+/// `http::HeaderMap` by the number of fields in a block, and `HeaderMap`
+/// panics above 24,576 distinct fields; QPACK counts at least 32 bytes per
+/// field, so a block within this limit can never hold that many.
+pub(crate) const MAX_HEADER_LIST_SIZE_CEILING: u64 = 24_576 * 32;
+
+/// Unidirectional streams a peer may open: HTTP/3 needs three (control and
+/// the two QPACK streams); the rest is room for reserved (grease) streams,
+/// which are read no further than their type.
+const MAX_UNI_STREAMS: u32 = 16;
+
+/// Which side a transport configuration is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Side {
+    /// A client: the server may open no request streams.
+    Client,
+    /// A server allowing this many concurrent request streams per
+    /// connection.
+    Server { max_concurrent_streams: u32 },
+}
+
+/// The keep-alive interval in effect: `configured` if set (`Some(None)`
+/// turns it off), else a third of the idle timeout. Keep-alive must be
+/// shorter than the idle timeout, or it cannot keep anything alive.
+pub(crate) fn keep_alive_interval(
+    configured: Option<Option<Duration>>,
+    idle_timeout: Duration,
+    what: &str,
+) -> Result<Option<Duration>, crate::Error> {
+    let interval = configured.unwrap_or(Some(idle_timeout / 3));
+    match interval {
+        Some(interval) if interval.is_zero() || interval >= idle_timeout => {
+            Err(crate::Error::config(format!(
+                "{what}: keep_alive_interval ({interval:?}) must be above zero and shorter than idle_timeout ({idle_timeout:?}); \
+                 leave it unset for a third of the idle timeout, or pass None to turn keep-alive off"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+/// QUIC transport settings.
 ///
 /// Flow-control windows: 2 MiB per stream lets one call move a 1 MiB message
 /// without stalling on window updates; 16 MiB per connection caps what one
 /// peer can make us buffer across all its streams. (quinn's defaults are
 /// 1.25 MB per stream and no connection limit.)
+///
+/// Keep-alive: HTTP/3 has no PING frame, so liveness is QUIC's. With
+/// keep-alive PINGs every `keep_alive` a quiet call (a long poll, a watch
+/// stream with nothing to say) keeps its connection, and the idle timeout
+/// becomes the time after which a peer that stopped answering (killed,
+/// unplugged) is declared gone.
 ///
 /// ACK delay: through the ACK-frequency extension each side asks its peer
 /// to acknowledge within 5 ms instead of QUIC's default 25 ms. The probe
@@ -18,9 +69,13 @@ pub(crate) mod quic;
 /// includes that delay, so on fast links it drops from ~27 ms to a few ms.
 /// ACKs still go out every second packet; only tails are acknowledged
 /// sooner.
+///
+/// Neither side accepts datagrams (HTTP/3 datagrams are not used), and a
+/// client accepts no request streams from the server (HTTP/3 forbids them).
 pub(crate) fn transport_config(
-    idle_timeout: std::time::Duration,
-    keep_alive: Option<std::time::Duration>,
+    side: Side,
+    idle_timeout: Duration,
+    keep_alive: Option<Duration>,
 ) -> Result<quinn::TransportConfig, crate::Error> {
     let mut transport = quinn::TransportConfig::default();
     transport
@@ -28,11 +83,59 @@ pub(crate) fn transport_config(
         .receive_window(quinn::VarInt::from_u32(16 << 20))
         .send_window(16 << 20)
         .max_idle_timeout(Some(idle_timeout.try_into().map_err(|_| {
-            crate::Error::config("idle_timeout is too large for QUIC")
+            crate::Error::config(format!(
+                "idle_timeout {idle_timeout:?} is too large for QUIC (at most 2^62 ms)"
+            ))
         })?))
-        .keep_alive_interval(keep_alive);
+        .keep_alive_interval(keep_alive)
+        .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
+        .datagram_receive_buffer_size(None);
+    let bidi = match side {
+        Side::Client => 0,
+        Side::Server {
+            max_concurrent_streams,
+        } => max_concurrent_streams,
+    };
+    transport.max_concurrent_bidi_streams(bidi.into());
     let mut ack_frequency = quinn::AckFrequencyConfig::default();
-    ack_frequency.max_ack_delay(Some(std::time::Duration::from_millis(5)));
+    ack_frequency.max_ack_delay(Some(Duration::from_millis(5)));
     transport.ack_frequency_config(Some(ack_frequency));
     Ok(transport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_defaults_to_a_third_of_the_idle_timeout() {
+        let idle = Duration::from_secs(30);
+        assert_eq!(
+            keep_alive_interval(None, idle, "x").unwrap(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(keep_alive_interval(Some(None), idle, "x").unwrap(), None);
+        let explicit = Some(Some(Duration::from_secs(5)));
+        assert_eq!(
+            keep_alive_interval(explicit, idle, "x").unwrap(),
+            Some(Duration::from_secs(5))
+        );
+        for bad in [Duration::ZERO, idle, idle * 2] {
+            let err = keep_alive_interval(Some(Some(bad)), idle, "server").unwrap_err();
+            assert!(
+                err.to_string().contains("shorter than idle_timeout"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_header_ceiling_keeps_h3_below_the_header_map_limit() {
+        // The most fields a block within the ceiling can hold (32 bytes of
+        // QPACK overhead per field, empty names impossible)...
+        let max_fields = MAX_HEADER_LIST_SIZE_CEILING / 32;
+        // ...fit a HeaderMap without panicking.
+        let map = http::HeaderMap::<()>::try_with_capacity(max_fields as usize);
+        assert!(map.is_ok());
+    }
 }

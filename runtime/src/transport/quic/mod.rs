@@ -12,23 +12,31 @@
 //! would look complete to the peer. Request-stream halves dropped before
 //! they finished are therefore reset, and receive halves stopped, with
 //! H3_REQUEST_CANCELLED.
+//!
+//! Every receive side runs through the [frame guard](super::frame_guard),
+//! which bounds what h3 buffers and drops frames h3 mishandles.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
-use bytes::{Buf, Bytes};
-use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
+use bytes::Buf;
+use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId};
 use quinn::VarInt;
+
+mod streams;
+
+use streams::AbortCode;
+pub(crate) use streams::{BidiStream, RecvStream, SendStream};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + Sync>>;
 type BiResult = Result<(quinn::SendStream, quinn::RecvStream), quinn::ConnectionError>;
 type UniResult = Result<quinn::SendStream, quinn::ConnectionError>;
 
-/// H3_REQUEST_CANCELLED, for request streams abandoned before their end.
-const REQUEST_CANCELLED: VarInt = VarInt::from_u32(0x10c);
 type RecvResult = Result<quinn::RecvStream, quinn::ConnectionError>;
 
 /// How a response stream's life ended, as quinn reports it.
@@ -42,21 +50,35 @@ pub(crate) enum StreamEnd {
 
 /// For each response stream, a future telling how it ended, keyed by
 /// stream id. An entry lives as long as its send stream.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct StopSignals {
     map: Arc<Mutex<HashMap<u64, BoxFuture<StreamEnd>>>>,
+    /// Entries across every connection sharing this gauge.
+    registered: Arc<AtomicUsize>,
 }
 
 impl StopSignals {
+    /// An empty set counting its entries in `registered`.
+    pub(crate) fn new(registered: Arc<AtomicUsize>) -> StopSignals {
+        StopSignals {
+            map: Arc::default(),
+            registered,
+        }
+    }
+
     /// Takes the signal for stream `id`.
     pub(crate) fn take(&self, id: u64) -> Option<BoxFuture<StreamEnd>> {
-        self.map.lock().expect("stop signal lock").remove(&id)
+        let taken = self.map.lock().expect("stop signal lock").remove(&id);
+        if taken.is_some() {
+            self.registered.fetch_sub(1, Ordering::AcqRel);
+        }
+        taken
     }
 
     fn register(&self, stream: &quinn::SendStream) -> StopGuard {
         let stopped = stream.stopped();
         let id = VarInt::from(stream.id()).into_inner();
-        self.map.lock().expect("stop signal lock").insert(
+        let previous = self.map.lock().expect("stop signal lock").insert(
             id,
             Box::pin(async move {
                 match stopped.await {
@@ -65,6 +87,9 @@ impl StopSignals {
                 }
             }),
         );
+        if previous.is_none() {
+            self.registered.fetch_add(1, Ordering::AcqRel);
+        }
         StopGuard {
             signals: self.clone(),
             id,
@@ -72,7 +97,7 @@ impl StopSignals {
     }
 }
 
-struct StopGuard {
+pub(crate) struct StopGuard {
     signals: StopSignals,
     id: u64,
 }
@@ -123,31 +148,63 @@ fn stream_id(id: quinn::StreamId) -> StreamId {
     StreamId::try_from(u64::from(VarInt::from(id))).expect("quinn stream ids are valid varints")
 }
 
+/// What the receive sides of one endpoint have dropped or refused.
+#[derive(Debug, Default)]
+pub(crate) struct TransportCounters {
+    /// Request streams refused because their HEADERS did not arrive within
+    /// the header-read timeout.
+    pub(crate) header_timeouts: AtomicU64,
+    /// Request streams refused at or past the GOAWAY boundary.
+    pub(crate) refused_after_goaway: AtomicU64,
+    /// Bytes of unknown or reserved frames dropped unread.
+    pub(crate) unknown_frame_bytes: AtomicU64,
+    /// Zero-length DATA frames dropped.
+    pub(crate) empty_data_frames: AtomicU64,
+    /// Frames refused for declaring more than their limit.
+    pub(crate) refused_frames: AtomicU64,
+}
+
+/// How a server treats the request streams it accepts.
+#[derive(Clone)]
+pub(crate) struct ServerStreams {
+    /// Where each stream's STOP_SENDING is reported.
+    pub(crate) signals: StopSignals,
+    /// A stream whose HEADERS have not arrived by then is refused.
+    pub(crate) header_read_timeout: Duration,
+    /// The first stream id not processed (what our GOAWAY announces);
+    /// `u64::MAX` until then. Streams from it on are refused with
+    /// H3_REQUEST_REJECTED before h3 sees them.
+    pub(crate) refuse_from: Arc<AtomicU64>,
+}
+
 /// A quinn connection as h3 sees it.
 pub(crate) struct Connection {
     opener: Opener,
     accepting_bi: Option<BoxFuture<BiResult>>,
     accepting_uni: Option<BoxFuture<RecvResult>>,
-    stop_signals: Option<StopSignals>,
+    server: Option<ServerStreams>,
 }
 
 impl Connection {
     /// Wraps a client connection.
-    pub(crate) fn client(conn: quinn::Connection) -> Connection {
+    pub(crate) fn client(conn: quinn::Connection, state: Arc<ConnState>) -> Connection {
         Connection {
-            opener: Opener::new(conn),
+            opener: Opener::new(conn, state),
             accepting_bi: None,
             accepting_uni: None,
-            stop_signals: None,
+            server: None,
         }
     }
 
-    /// Wraps a server connection whose accepted streams report STOP_SENDING
-    /// through `signals`.
-    pub(crate) fn server(conn: quinn::Connection, signals: StopSignals) -> Connection {
+    /// Wraps a server connection whose request streams follow `streams`.
+    pub(crate) fn server(
+        conn: quinn::Connection,
+        state: Arc<ConnState>,
+        streams: ServerStreams,
+    ) -> Connection {
         Connection {
-            stop_signals: Some(signals),
-            ..Connection::client(conn)
+            server: Some(streams),
+            ..Connection::client(conn, state)
         }
     }
 }
@@ -167,30 +224,53 @@ impl<B: Buf> quic::Connection<B> for Connection {
         });
         let result = ready!(fut.as_mut().poll(cx));
         self.accepting_uni = None;
-        Poll::Ready(result.map(RecvStream::new).map_err(connection_error))
+        let stream = result.map_err(connection_error)?;
+        Poll::Ready(Ok(RecvStream::unidirectional(
+            stream,
+            self.opener.conn.clone(),
+            self.opener.state.clone(),
+        )))
     }
 
     fn poll_accept_bidi(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, ConnectionErrorIncoming>> {
-        let conn = &self.opener.conn;
-        let fut = self.accepting_bi.get_or_insert_with(|| {
-            let conn = conn.clone();
-            Box::pin(async move { conn.accept_bi().await })
-        });
-        let result = ready!(fut.as_mut().poll(cx));
-        self.accepting_bi = None;
-        let (send, recv) = result.map_err(connection_error)?;
-        let guard = self.stop_signals.as_ref().map(|s| s.register(&send));
-        Poll::Ready(Ok(BidiStream {
-            send: SendStream::request(send, guard),
-            recv: RecvStream::request(recv),
-        }))
+        loop {
+            let conn = &self.opener.conn;
+            let fut = self.accepting_bi.get_or_insert_with(|| {
+                let conn = conn.clone();
+                Box::pin(async move { conn.accept_bi().await })
+            });
+            let result = ready!(fut.as_mut().poll(cx));
+            self.accepting_bi = None;
+            let (mut send, mut recv) = result.map_err(connection_error)?;
+            let Some(server) = &self.server else {
+                // A client: HTTP/3 servers never open request streams, and
+                // the transport configuration allows them none.
+                return Poll::Ready(Ok(self.opener.request_stream(send, recv, None)));
+            };
+            let id = VarInt::from(send.id()).into_inner();
+            if id >= server.refuse_from.load(Ordering::Acquire) {
+                let rejected = VarInt::from_u64(streams::REQUEST_REJECTED).expect("valid code");
+                let _ = send.reset(rejected);
+                let _ = recv.stop(rejected);
+                self.opener
+                    .state
+                    .counters
+                    .refused_after_goaway
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let guard = server.signals.register(&send);
+            let mut stream = self.opener.request_stream(send, recv, Some(guard));
+            stream.recv = stream.recv.with_header_timeout(server.header_read_timeout);
+            return Poll::Ready(Ok(stream));
+        }
     }
 
     fn opener(&self) -> Opener {
-        Opener::new(self.opener.conn.clone())
+        self.opener.clone()
     }
 }
 
@@ -217,26 +297,73 @@ impl<B: Buf> quic::OpenStreams<B> for Connection {
     }
 }
 
+/// What the streams of one connection share.
+pub(crate) struct ConnState {
+    pub(crate) max_header_list_size: u64,
+    pub(crate) counters: Arc<TransportCounters>,
+    /// The stream id in the peer's last GOAWAY; `u64::MAX` before any.
+    /// Requests from this id on were not processed.
+    pub(crate) peer_goaway: AtomicU64,
+}
+
+impl ConnState {
+    /// State for a connection whose HEADERS frames may be as large as
+    /// `max_header_list_size` allows.
+    pub(crate) fn new(max_header_list_size: u64, counters: Arc<TransportCounters>) -> ConnState {
+        ConnState {
+            max_header_list_size,
+            counters,
+            peer_goaway: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Whether the peer has announced that request stream `id` (and every
+    /// later one) was not processed.
+    pub(crate) fn unprocessed(&self, id: u64) -> bool {
+        id >= self.peer_goaway.load(Ordering::Acquire)
+    }
+
+    /// Whether the peer sent GOAWAY.
+    pub(crate) fn going_away(&self) -> bool {
+        self.peer_goaway.load(Ordering::Acquire) != u64::MAX
+    }
+}
+
 /// Opens streams on a connection (h3 keeps one per request sender).
 pub(crate) struct Opener {
     conn: quinn::Connection,
+    state: Arc<ConnState>,
     opening_bi: Option<BoxFuture<BiResult>>,
     opening_uni: Option<BoxFuture<UniResult>>,
 }
 
 impl Opener {
-    fn new(conn: quinn::Connection) -> Opener {
+    fn new(conn: quinn::Connection, state: Arc<ConnState>) -> Opener {
         Opener {
             conn,
+            state,
             opening_bi: None,
             opening_uni: None,
+        }
+    }
+
+    fn request_stream<B: Buf>(
+        &self,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        stop_guard: Option<StopGuard>,
+    ) -> BidiStream<B> {
+        let abort = AbortCode::new();
+        BidiStream {
+            send: SendStream::request(send, stop_guard, abort.clone()),
+            recv: RecvStream::request(recv, self.state.clone(), abort),
         }
     }
 }
 
 impl Clone for Opener {
     fn clone(&self) -> Opener {
-        Opener::new(self.conn.clone())
+        Opener::new(self.conn.clone(), self.state.clone())
     }
 }
 
@@ -258,10 +385,7 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         let (send, recv) = result.map_err(|e| StreamErrorIncoming::ConnectionErrorIncoming {
             connection_error: connection_error(e),
         })?;
-        Poll::Ready(Ok(BidiStream {
-            send: SendStream::request(send, None),
-            recv: RecvStream::request(recv),
-        }))
+        Poll::Ready(Ok(self.request_stream(send, recv, None)))
     }
 
     fn poll_open_send(
@@ -284,204 +408,5 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
         let code = VarInt::from_u64(code.value()).unwrap_or(VarInt::MAX);
         self.conn.close(code, reason);
-    }
-}
-
-/// The sending half of a stream.
-pub(crate) struct SendStream<B: Buf> {
-    stream: quinn::SendStream,
-    writing: Option<WriteBuf<B>>,
-    /// Request streams reset when dropped unfinished; control streams live
-    /// as long as the connection and are left alone.
-    reset_on_drop: bool,
-    _stop_guard: Option<StopGuard>,
-}
-
-impl<B: Buf> SendStream<B> {
-    fn new(stream: quinn::SendStream, stop_guard: Option<StopGuard>) -> SendStream<B> {
-        SendStream {
-            stream,
-            writing: None,
-            reset_on_drop: false,
-            _stop_guard: stop_guard,
-        }
-    }
-
-    fn request(stream: quinn::SendStream, stop_guard: Option<StopGuard>) -> SendStream<B> {
-        let mut send = SendStream::new(stream, stop_guard);
-        send.reset_on_drop = true;
-        send
-    }
-}
-
-impl<B: Buf> Drop for SendStream<B> {
-    fn drop(&mut self) {
-        if self.reset_on_drop {
-            // Fails harmlessly if the stream was finished or reset already.
-            let _ = self.stream.reset(REQUEST_CANCELLED);
-        }
-    }
-}
-
-impl<B: Buf> quic::SendStream<B> for SendStream<B> {
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        if let Some(data) = &mut self.writing {
-            while data.has_remaining() {
-                let written = ready!(Pin::new(&mut self.stream).poll_write(cx, data.chunk()))
-                    .map_err(write_error)?;
-                data.advance(written);
-            }
-        }
-        self.writing = None;
-        Poll::Ready(Ok(()))
-    }
-
-    fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
-        if self.writing.is_some() {
-            return Err(StreamErrorIncoming::ConnectionErrorIncoming {
-                connection_error: ConnectionErrorIncoming::InternalError(
-                    "send_data called before the previous write completed".into(),
-                ),
-            });
-        }
-        self.writing = Some(data.into());
-        Ok(())
-    }
-
-    fn poll_finish(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        self.reset_on_drop = false;
-        Poll::Ready(
-            self.stream
-                .finish()
-                .map_err(|e| StreamErrorIncoming::Unknown(Box::new(e))),
-        )
-    }
-
-    fn reset(&mut self, reset_code: u64) {
-        self.reset_on_drop = false;
-        let _ = self
-            .stream
-            .reset(VarInt::from_u64(reset_code).unwrap_or(VarInt::MAX));
-    }
-
-    fn send_id(&self) -> StreamId {
-        stream_id(self.stream.id())
-    }
-}
-
-/// The receiving half of a stream, reading whole chunks without copying.
-pub(crate) struct RecvStream {
-    stream: quinn::RecvStream,
-    id: StreamId,
-    /// Request streams stop the peer with H3_REQUEST_CANCELLED when dropped
-    /// unread (quinn alone would send code 0, which HTTP/3 does not define).
-    stop_on_drop: bool,
-}
-
-impl RecvStream {
-    fn new(stream: quinn::RecvStream) -> RecvStream {
-        RecvStream {
-            id: stream_id(stream.id()),
-            stream,
-            stop_on_drop: false,
-        }
-    }
-
-    fn request(stream: quinn::RecvStream) -> RecvStream {
-        let mut recv = RecvStream::new(stream);
-        recv.stop_on_drop = true;
-        recv
-    }
-}
-
-impl Drop for RecvStream {
-    fn drop(&mut self) {
-        if self.stop_on_drop {
-            // Fails harmlessly once everything was read or it was stopped.
-            let _ = self.stream.stop(REQUEST_CANCELLED);
-        }
-    }
-}
-
-impl quic::RecvStream for RecvStream {
-    type Buf = Bytes;
-
-    fn poll_data(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        // `read_chunk` is cancel-safe and its waker registration outlives
-        // the future, so a fresh future per poll keeps the stream in our
-        // hands (for `stop_sending`) without boxing anything.
-        let read = self.stream.read_chunk(usize::MAX, true);
-        let chunk = ready!(std::pin::pin!(read).poll(cx));
-        Poll::Ready(chunk.map(|c| c.map(|c| c.bytes)).map_err(read_error))
-    }
-
-    fn stop_sending(&mut self, error_code: u64) {
-        self.stop_on_drop = false;
-        let _ = self
-            .stream
-            .stop(VarInt::from_u64(error_code).unwrap_or(VarInt::MAX));
-    }
-
-    fn recv_id(&self) -> StreamId {
-        self.id
-    }
-}
-
-/// Both halves of a request stream.
-pub(crate) struct BidiStream<B: Buf> {
-    send: SendStream<B>,
-    recv: RecvStream,
-}
-
-impl<B: Buf> quic::BidiStream<B> for BidiStream<B> {
-    type SendStream = SendStream<B>;
-    type RecvStream = RecvStream;
-
-    fn split(self) -> (SendStream<B>, RecvStream) {
-        (self.send, self.recv)
-    }
-}
-
-impl<B: Buf> quic::SendStream<B> for BidiStream<B> {
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        self.send.poll_ready(cx)
-    }
-
-    fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
-        self.send.send_data(data)
-    }
-
-    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        self.send.poll_finish(cx)
-    }
-
-    fn reset(&mut self, reset_code: u64) {
-        self.send.reset(reset_code)
-    }
-
-    fn send_id(&self) -> StreamId {
-        self.send.send_id()
-    }
-}
-
-impl<B: Buf> quic::RecvStream for BidiStream<B> {
-    type Buf = Bytes;
-
-    fn poll_data(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        self.recv.poll_data(cx)
-    }
-
-    fn stop_sending(&mut self, error_code: u64) {
-        self.recv.stop_sending(error_code)
-    }
-
-    fn recv_id(&self) -> StreamId {
-        self.recv.recv_id()
     }
 }
