@@ -186,10 +186,12 @@ impl FrameDecoder {
     /// truncated message, which is INTERNAL.
     pub fn finish(&self) -> Result<(), Status> {
         if self.pending.is_some() || !self.buf.is_empty() {
-            let missing = self
-                .pending
-                .map(|(_, len)| len.saturating_sub(self.buf.len()))
-                .unwrap_or(HEADER_LEN - self.buf.len());
+            // Either a body is pending (its header was consumed) or only
+            // part of a header is buffered; never both.
+            let missing = match self.pending {
+                Some((_, len)) => len.saturating_sub(self.buf.len()),
+                None => HEADER_LEN.saturating_sub(self.buf.len()),
+            };
             return Err(Status::internal(format!(
                 "stream ended in the middle of a message ({missing} bytes missing)"
             )));
@@ -279,6 +281,19 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn truncation_after_many_body_bytes_reports_what_is_missing() {
+        // The header is consumed and six or more body bytes are buffered:
+        // computing the missing count must not underflow.
+        let wire = frame(&[1; 100]);
+        let mut dec = FrameDecoder::new(None, 1024);
+        dec.push(&wire[..5 + 60]);
+        assert!(dec.next_message().unwrap().is_none());
+        let err = dec.finish().unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+        assert!(err.message().contains("40 bytes missing"), "{}", err.message());
     }
 
     #[test]
