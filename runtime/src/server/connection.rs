@@ -158,7 +158,14 @@ async fn establish(
         Ok::<_, String>((conn, h3_conn))
     };
     match tokio::time::timeout_at(deadline, setup).await {
-        Ok(Ok(established)) => Some(established),
+        Ok(Ok(established)) => {
+            shared
+                .meters
+                .counters
+                .connections_accepted
+                .fetch_add(1, Ordering::Relaxed);
+            Some(established)
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "handshake failed");
             None

@@ -51,6 +51,7 @@ impl Drop for Held {
 /// Events a server counts over its lifetime.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) connections_accepted: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
     pub(crate) retries_sent: AtomicU64,
     pub(crate) handshake_timeouts: AtomicU64,
@@ -78,6 +79,9 @@ pub struct ServerStats {
     pub tasks: usize,
     /// STOP_SENDING watchers registered for response streams.
     pub stop_watchers: usize,
+    /// Connections established (handshake and HTTP/3 setup done) since
+    /// the server started.
+    pub connections_accepted: u64,
     /// Connection attempts refused: over `max_connections`, or draining.
     pub connections_refused: u64,
     /// QUIC Retry packets sent to validate client addresses.
@@ -139,6 +143,7 @@ impl Meters {
             handshakes: self.handshakes.get(),
             tasks: self.tasks.get(),
             stop_watchers: self.stop_watchers.load(Ordering::Acquire),
+            connections_accepted: count(&self.counters.connections_accepted),
             connections_refused: count(&self.counters.connections_refused),
             retries_sent: count(&self.counters.retries_sent),
             handshake_timeouts: count(&self.counters.handshake_timeouts),

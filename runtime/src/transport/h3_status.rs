@@ -26,7 +26,13 @@ pub(crate) fn status_for_reset(code: u64) -> Status {
 
 /// A lost connection is UNAVAILABLE: the call may be retried elsewhere.
 pub(crate) fn status_for_connection(err: &ConnectionError) -> Status {
-    Status::unavailable(format!("connection lost: {err}"))
+    match err {
+        ConnectionError::Timeout { .. } => Status::unavailable(
+            "connection lost: the peer stopped answering (nothing heard within the idle timeout); \
+             it may have crashed, or the network path is down",
+        ),
+        other => Status::unavailable(format!("connection lost: {other}")),
+    }
 }
 
 /// Maps any error an h3 stream operation returns.

@@ -220,14 +220,40 @@ async fn unary(
     Ok(response)
 }
 
-type ResponseStream = ReceiverStream<Result<EchoResponse, Status>>;
+type ResponseStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<EchoResponse, Status>> + Send>>;
+
+/// A response stream that yields one message, then panics.
+struct PanicsAfterFirst(Option<EchoResponse>);
+
+impl futures_core::Stream for PanicsAfterFirst {
+    type Item = Result<EchoResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.0.take() {
+            Some(first) => std::task::Poll::Ready(Some(Ok(first))),
+            None => panic!("the client asked this response stream to panic"),
+        }
+    }
+}
 
 async fn server_stream(
     stats: Arc<HandlerStats>,
     req: Request<EchoRequest>,
 ) -> Result<Response<ResponseStream>, Status> {
-    let (tx, rx) = mpsc::channel(4);
     let msg = req.get_ref().clone();
+    if msg.panic {
+        let first = EchoResponse {
+            payload: b"first".to_vec(),
+            index: 0,
+            total: 0,
+        };
+        return Ok(Response::new(Box::pin(PanicsAfterFirst(Some(first)))));
+    }
+    let (tx, rx) = mpsc::channel(4);
     let status = requested_status(&msg, req.metadata());
     let guard = HandlerGuard::new(&stats);
     tokio::spawn(async move {
@@ -251,7 +277,7 @@ async fn server_stream(
         }
         guard.done = true;
     });
-    let mut response = Response::new(ReceiverStream::new(rx));
+    let mut response: Response<ResponseStream> = Response::new(Box::pin(ReceiverStream::new(rx)));
     echo_metadata(req.metadata(), &mut response);
     Ok(response)
 }
@@ -320,7 +346,7 @@ async fn bidi(
         guard.done = true;
     });
     let (initial, (), trailing) = response_metadata.into_parts();
-    let mut response = Response::new(ReceiverStream::new(rx));
+    let mut response: Response<ResponseStream> = Response::new(Box::pin(ReceiverStream::new(rx)));
     *response.metadata_mut() = initial;
     *response.trailers_mut() = trailing;
     Ok(response)
