@@ -58,7 +58,9 @@ async fn calls_quiet_for_several_idle_timeouts_keep_their_connection() {
         tx.send(payload(7)).await.unwrap();
     });
     let response = client
-        .client_stream(Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .client_stream(Request::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
         .await
         .unwrap();
     sending.await.unwrap();
@@ -83,9 +85,15 @@ async fn keep_alive_must_be_shorter_than_the_idle_timeout() {
         .keep_alive_interval(Some(Duration::from_secs(5)))
         .bind("127.0.0.1:0".parse().unwrap())
         .unwrap_err();
-    assert!(err.to_string().contains("shorter than idle_timeout"), "{err}");
+    assert!(
+        err.to_string().contains("shorter than idle_timeout"),
+        "{err}"
+    );
     let err = Channel::builder("https://localhost:1")
-        .tls_config(grpc_h3::tls::ClientTlsConfig::new().dangerous_skip_server_verification_for_development())
+        .tls_config(
+            grpc_h3::tls::ClientTlsConfig::new()
+                .dangerous_skip_server_verification_for_development(),
+        )
         .idle_timeout(Duration::from_secs(1))
         .keep_alive_interval(Some(Duration::from_secs(2)))
         .build()
@@ -235,7 +243,11 @@ async fn callers_share_one_connection_attempt_then_fail_fast_during_backoff() {
     let started = tokio::time::Instant::now();
     let status = client.unary(Request::new(payload(1))).await.unwrap_err();
     assert!(status.message().contains("no QUIC answer"), "{status:?}");
-    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(silent.attempts(), 1);
 
     // Waiting for ready waits out the call's deadline instead, and says
@@ -262,10 +274,7 @@ async fn a_deadline_during_the_first_attempt_names_the_addresses_tried() {
         .unwrap();
     let mut request = Request::new(payload(1));
     request.set_timeout(Duration::from_millis(200));
-    let status = EchoClient::new(channel)
-        .unary(request)
-        .await
-        .unwrap_err();
+    let status = EchoClient::new(channel).unary(request).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(
         status.message().contains(&format!(
@@ -288,7 +297,9 @@ async fn bidirectional_calls_survive_quiet_periods_in_both_directions() {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(payload(1)).await.unwrap();
     let mut responses = client
-        .bidi(Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .bidi(Request::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
         .await
         .unwrap()
         .into_inner();

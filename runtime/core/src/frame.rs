@@ -293,7 +293,11 @@ mod tests {
         assert!(dec.next_message().unwrap().is_none());
         let err = dec.finish().unwrap_err();
         assert_eq!(err.code(), Code::Internal);
-        assert!(err.message().contains("40 bytes missing"), "{}", err.message());
+        assert!(
+            err.message().contains("40 bytes missing"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,46 @@ impl Running {
         self.stop.cancel();
         self.serving.await.unwrap().unwrap();
     }
+
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn begin_stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits (bounded) until `check` holds for the server's stats.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        check: impl Fn(&grpc_h3::server::ServerStats) -> bool,
+    ) {
+        for _ in 0..400 {
+            if check(&self.handle.stats()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for {what}: {:?}", self.handle.stats());
+    }
+}
+
+/// A bare QUIC connection to `addr` with ALPN h3 (no HTTP/3 on top), for
+/// sending raw HTTP/3 bytes.
+pub async fn raw_quic(addr: SocketAddr, cert_pem: &str) -> (quinn::Endpoint, quinn::Connection) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+    (endpoint, conn)
 }
 
 /// A raw h3 client connection.

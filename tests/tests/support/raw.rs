@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use grpc_h3::tls::DevCertificate;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -110,6 +109,33 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> u64 {
     value
 }
 
+/// The value of a varint at the start of `bytes`.
+pub fn parse_varint(bytes: &[u8]) -> u64 {
+    read_varint(bytes, &mut 0)
+}
+
+/// The complete frames at the start of `bytes` (a partial one at the end is
+/// left out).
+pub fn parse_frames_partial(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    let complete = |pos: usize| pos < bytes.len() && pos + (1 << (bytes[pos] >> 6)) <= bytes.len();
+    while complete(pos) {
+        let mut at = pos;
+        let frame_type = read_varint(bytes, &mut at);
+        if !complete(at) {
+            break;
+        }
+        let len = read_varint(bytes, &mut at) as usize;
+        if at + len > bytes.len() {
+            break;
+        }
+        frames.push((frame_type, bytes[at..at + len].to_vec()));
+        pos = at + len;
+    }
+    frames
+}
+
 /// Splits a received byte string into frames.
 pub fn parse_frames(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
     let mut frames = Vec::new();
@@ -189,7 +215,9 @@ impl RawServer {
         let drain = conn.clone();
         tokio::spawn(async move {
             while let Ok(mut uni) = drain.accept_uni().await {
-                tokio::spawn(async move { while let Ok(Some(_)) = uni.read_chunk(usize::MAX, true).await {} });
+                tokio::spawn(async move {
+                    while let Ok(Some(_)) = uni.read_chunk(usize::MAX, true).await {}
+                });
             }
         });
         RawConnection { conn, control }
@@ -233,9 +261,4 @@ pub async fn write_and_finish(send: &mut quinn::SendStream, bytes: &[u8]) {
     send.write_all(bytes).await.unwrap();
     send.finish().unwrap();
     let _ = send.stopped().await;
-}
-
-/// Bytes of a unary gRPC exchange's response body, framed.
-pub fn bytes(parts: &[Vec<u8>]) -> Bytes {
-    Bytes::from(parts.concat())
 }
