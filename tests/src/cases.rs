@@ -96,6 +96,9 @@ fn params(sizes: &[i32]) -> Vec<ResponseParameters> {
         .collect()
 }
 
+/// The longest any one case may take.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs the interop cases against one server.
 #[derive(Clone, Debug)]
 pub struct Runner {
@@ -112,8 +115,16 @@ impl Runner {
         }
     }
 
-    /// Runs one case by name; `Ok` carries a short detail line.
+    /// Runs one case by name; `Ok` carries a short detail line. A case that
+    /// takes longer than [`CASE_TIMEOUT`] fails (a hang is a failure, not
+    /// a wait).
     pub async fn run(&self, case: &str) -> CaseResult {
+        tokio::time::timeout(CASE_TIMEOUT, self.run_case(case))
+            .await
+            .unwrap_or_else(|_| Err(format!("did not finish within {CASE_TIMEOUT:?}")))
+    }
+
+    async fn run_case(&self, case: &str) -> CaseResult {
         match case {
             "empty_unary" => self.empty_unary().await,
             "large_unary" => self.large_unary().await,
@@ -335,28 +346,38 @@ impl Runner {
     }
 
     async fn ping_pong(&self) -> CaseResult {
+        let exchanges = [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)];
+        let request = |(response, request): (i32, usize)| StreamingOutputCallRequest {
+            response_parameters: params(&[response]),
+            payload: zeros(request),
+            ..Default::default()
+        };
+        // The first request goes out before the call is awaited: a server
+        // may send its response headers only with its first response.
         let (tx, rx) = mpsc::channel(1);
+        tx.send(request(exchanges[0]))
+            .await
+            .map_err(|_| "the call ended early")?;
         let mut replies = self
             .client
             .full_duplex_call(ReceiverStream::new(rx))
             .await
             .map_err(failed)?
             .into_inner();
-        for (response, request) in [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)] {
-            let message = StreamingOutputCallRequest {
-                response_parameters: params(&[response]),
-                payload: zeros(request),
-                ..Default::default()
-            };
-            tx.send(message).await.map_err(|_| "the call ended early")?;
+        for (i, exchange) in exchanges.into_iter().enumerate() {
+            if i > 0 {
+                tx.send(request(exchange))
+                    .await
+                    .map_err(|_| "the call ended early")?;
+            }
             let reply = replies
                 .message()
                 .await
                 .map_err(failed)?
                 .ok_or("stream ended early")?;
             let size = reply.payload.map_or(0, |p| p.body.len());
-            check(size == response as usize, || {
-                format!("response of {size} bytes, expected {response}")
+            check(size == exchange.0 as usize, || {
+                format!("response of {size} bytes, expected {}", exchange.0)
             })?;
         }
         drop(tx);
@@ -458,17 +479,23 @@ impl Runner {
             response_status: echo,
             ..Default::default()
         };
-        let mut replies = self
+        // The status may come Trailers-Only, failing the call itself, or
+        // after response headers, ending the stream.
+        let result = match self
             .client
             .full_duplex_call(tokio_stream::iter(vec![request]))
             .await
-            .map_err(failed)?
-            .into_inner();
-        let result = loop {
-            match replies.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => break Ok(()),
-                Err(status) => break Err(status),
+        {
+            Err(status) => Err(status),
+            Ok(response) => {
+                let mut replies = response.into_inner();
+                loop {
+                    match replies.message().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break Ok(()),
+                        Err(status) => break Err(status),
+                    }
+                }
             }
         };
         expect_code(result, Code::Unknown, Some(message))
@@ -529,18 +556,19 @@ impl Runner {
         let (tx, rx) = mpsc::channel(1);
         let mut request = Request::new(ReceiverStream::new(rx));
         request.set_cancellation(token.clone());
-        let mut replies = self
-            .client
-            .full_duplex_call(request)
-            .await
-            .map_err(failed)?
-            .into_inner();
+        // Sent before the call is awaited (see ping_pong).
         let first = StreamingOutputCallRequest {
             response_parameters: params(&[31_415]),
             payload: zeros(27_182),
             ..Default::default()
         };
         tx.send(first).await.map_err(|_| "the call ended early")?;
+        let mut replies = self
+            .client
+            .full_duplex_call(request)
+            .await
+            .map_err(failed)?
+            .into_inner();
         replies
             .message()
             .await

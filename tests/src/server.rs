@@ -4,9 +4,15 @@
 //! trait: CompressedResponse needs a per-message compression switch, which
 //! the codec provides ([`FlaggedCodec`]).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use grpc_h3::codegen::{self, CallFuture, NamedService, ProstCodec, ServerCall, Service};
+use grpc_h3::server::ServerReply;
 use grpc_h3::{Code, Metadata, Request, Response, Status, Streaming};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,9 +29,55 @@ pub const ECHO_INITIAL: &str = "x-grpc-test-echo-initial";
 /// Echoed into the trailers.
 pub const ECHO_TRAILING_BIN: &str = "x-grpc-test-echo-trailing-bin";
 
+/// Counts handler runs, so tests can see that a call reached its handler
+/// and how it left it.
+#[derive(Debug, Default)]
+pub struct HandlerProbe {
+    /// Handlers that started running.
+    pub started: AtomicUsize,
+    /// Handlers that returned a reply.
+    pub finished: AtomicUsize,
+    /// Handlers dropped before they returned (the call was cancelled).
+    pub dropped: AtomicUsize,
+}
+
+/// A handler future that reports to a [`HandlerProbe`].
+struct Probed {
+    call: CallFuture,
+    probe: Arc<HandlerProbe>,
+    started: bool,
+    finished: bool,
+}
+
+impl Future for Probed {
+    type Output = ServerReply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ServerReply> {
+        if !self.started {
+            self.started = true;
+            self.probe.started.fetch_add(1, Ordering::SeqCst);
+        }
+        let reply = ready!(self.call.as_mut().poll(cx));
+        self.finished = true;
+        self.probe.finished.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(reply)
+    }
+}
+
+impl Drop for Probed {
+    fn drop(&mut self) {
+        if self.started && !self.finished {
+            self.probe.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// The interop `TestService`.
 #[derive(Clone, Debug, Default)]
-pub struct TestService;
+pub struct TestService {
+    /// What its handlers did.
+    pub probe: Arc<HandlerProbe>,
+}
 
 impl NamedService for TestService {
     const NAME: &'static str = "grpc.testing.TestService";
@@ -33,6 +85,18 @@ impl NamedService for TestService {
 
 impl Service for TestService {
     fn call(&self, method: &str, call: ServerCall) -> Option<CallFuture> {
+        let call = self.route(method, call)?;
+        Some(Box::pin(Probed {
+            call,
+            probe: self.probe.clone(),
+            started: false,
+            finished: false,
+        }))
+    }
+}
+
+impl TestService {
+    fn route(&self, method: &str, call: ServerCall) -> Option<CallFuture> {
         match method {
             "EmptyCall" => Some(Box::pin(codegen::unary(
                 call,
@@ -248,7 +312,12 @@ async fn duplex(
 /// when a request asks for it, and the runtime's default limits (4 MiB per
 /// message). Add a TLS identity and bind it.
 pub fn builder() -> grpc_h3::server::ServerBuilder {
+    builder_with(TestService::default())
+}
+
+/// [`builder`] with this `service` (to keep its probe).
+pub fn builder_with(service: TestService) -> grpc_h3::server::ServerBuilder {
     grpc_h3::server::Server::builder()
-        .add_service(TestService)
+        .add_service(service)
         .send_compressed(grpc_h3::CompressionEncoding::Gzip)
 }

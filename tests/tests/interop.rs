@@ -9,10 +9,22 @@ use grpc_h3::Channel;
 use grpc_h3_tests::cases::{Runner, ALL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_case_passes_against_our_server() {
+async fn every_case_passes_against_our_server_sending_headers_at_once() {
+    every_case_passes(false).await;
+}
+
+/// Response headers only with the first message, and Trailers-Only for
+/// calls that end before one: what grpc-go and others do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_passes_against_our_server_sending_headers_with_the_first_message() {
+    every_case_passes(true).await;
+}
+
+async fn every_case_passes(lazy_headers: bool) {
     let cert = DevCertificate::localhost().unwrap();
     let server = grpc_h3_tests::server::builder()
         .tls_identity(cert.cert_pem(), cert.key_pem())
+        .lazy_response_headers(lazy_headers)
         .bind("127.0.0.1:0".parse().unwrap())
         .unwrap();
     let port = server.local_addr().unwrap().port();

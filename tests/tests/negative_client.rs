@@ -6,6 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,7 +126,6 @@ async fn behave(method: &str, mut stream: RawStream, goaway: mpsc::Sender<()>) {
         "Silent" => std::future::pending::<()>().await,
         "Goaway" => {
             goaway.send(()).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
             respond(
                 &mut stream,
                 200,
@@ -147,17 +147,22 @@ async fn behave(method: &str, mut stream: RawStream, goaway: mpsc::Sender<()>) {
     }
 }
 
-/// Starts the raw server; returns its address and the PEM to trust.
-async fn raw_server() -> (SocketAddr, String) {
+/// Starts the raw server; returns its address, the PEM to trust, and a
+/// count of the connections it accepted.
+async fn raw_server() -> (SocketAddr, String, Arc<AtomicUsize>) {
     let (tls, pem) = raw_server_tls();
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
     let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         while let Some(incoming) = endpoint.accept().await {
+            let accepted = accepted.clone();
             tokio::spawn(async move {
                 let Ok(conn) = incoming.await else { return };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let mut h3_conn = h3::server::Connection::new(h3_quinn::Connection::new(conn))
                     .await
                     .unwrap();
@@ -184,7 +189,7 @@ async fn raw_server() -> (SocketAddr, String) {
             });
         }
     });
-    (addr, pem)
+    (addr, pem, connections)
 }
 
 async fn call(
@@ -206,7 +211,7 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_response_gets_the_documented_status() {
-    let (addr, pem) = raw_server().await;
+    let (addr, pem, connections) = raw_server().await;
     let channel = Channel::builder(format!("https://127.0.0.1:{}", addr.port()))
         .tls_config(ClientTlsConfig::new().ca_certificate(pem))
         .build()
@@ -263,7 +268,8 @@ async fn every_broken_response_gets_the_documented_status() {
     call(&channel, "Ok", &options, None).await.unwrap();
 
     // GOAWAY during a call: the call completes, later calls move to a new
-    // connection.
+    // connection (a call the old one refuses is retried there).
+    let before = connections.load(Ordering::SeqCst);
     call(&channel, "Goaway", &options, Some(Duration::from_secs(10)))
         .await
         .unwrap();
@@ -272,6 +278,7 @@ async fn every_broken_response_gets_the_documented_status() {
             .await
             .unwrap();
     }
+    assert_eq!(connections.load(Ordering::SeqCst), before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -234,13 +235,26 @@ async fn a_reset_in_the_middle_of_a_message_cancels_the_call() {
     let mut raw = raw_client(&server).await;
     let request = raw.request("/grpc.testing.TestService/StreamingInputCall", &[]);
     let mut stream = raw.sender.send_request(request).await.unwrap();
-    // Half a message, then RESET_STREAM.
+    // Half a message, then RESET_STREAM, once the handler is reading.
     stream
         .send_data(Bytes::from_static(&[0, 0, 0, 1, 0, 1, 2, 3]))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let probe = server.probe.clone();
+    server
+        .wait_for("the handler to start", |_| {
+            probe.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
     stream.stop_stream(h3::error::Code::H3_REQUEST_CANCELLED);
+    server
+        .wait_for("the handler to end", |_| {
+            probe.started.load(Ordering::SeqCst)
+                == probe.finished.load(Ordering::SeqCst) + probe.dropped.load(Ordering::SeqCst)
+        })
+        .await;
+    // Cancelled: dropped, or ended by the reset it read (never completed
+    // with a response the client could see).
     server.assert_no_live_calls().await;
     still_serving(&server, &mut raw).await;
     server.stop().await;
@@ -252,6 +266,11 @@ async fn thousands_of_abandoned_streams_leak_nothing() {
     // here it is lifted to look for leaks alone.
     let server = start_server(|b| b.early_reset_limit(10_000, Duration::from_secs(60)));
     let mut raw = raw_client(&server).await;
+    server
+        .wait_for("the connection", |s| s.connections == 1)
+        .await;
+    let runtime = tokio::runtime::Handle::current().metrics();
+    let (server_tasks, runtime_tasks) = (server.handle.stats().tasks, runtime.num_alive_tasks());
     for i in 0..3000 {
         let request = raw.request("/grpc.testing.TestService/StreamingInputCall", &[]);
         let mut stream = raw.sender.send_request(request).await.unwrap();
@@ -273,6 +292,22 @@ async fn thousands_of_abandoned_streams_leak_nothing() {
         }
     }
     server.assert_no_live_calls().await;
+    server
+        .wait_for("every stream task and STOP_SENDING watcher to go", |s| {
+            s.tasks == server_tasks && s.stop_watchers == 0
+        })
+        .await;
+    for _ in 0..400 {
+        if runtime.num_alive_tasks() <= runtime_tasks {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        runtime.num_alive_tasks() <= runtime_tasks,
+        "{} tasks alive, {runtime_tasks} before",
+        runtime.num_alive_tasks()
+    );
     still_serving(&server, &mut raw).await;
     server.stop().await;
 }
@@ -296,8 +331,9 @@ async fn a_client_that_never_sends_its_fin() {
     let request = raw.request(UNARY, &[]);
     let mut stream = raw.sender.send_request(request).await.unwrap();
     stream.send_data(body[0].clone()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.handle.live_calls(), 1);
+    server
+        .wait_for("the call to wait for its FIN", |s| s.live_calls == 1)
+        .await;
     let client = TestServiceClient::new(server.channel());
     client
         .empty_call(Request::new(Empty {}))

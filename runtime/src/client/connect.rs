@@ -262,6 +262,17 @@ pub(crate) async fn connect(
                 connector.connect_timeout
             ))
         })??;
+    race(connector, addrs, deadline, progress, counters).await
+}
+
+/// Races connection attempts to `addrs`, in order, until `deadline`.
+async fn race(
+    connector: Arc<Connector>,
+    addrs: Vec<SocketAddr>,
+    deadline: Instant,
+    progress: Arc<Progress>,
+    counters: Arc<TransportCounters>,
+) -> Result<Connection, Status> {
     let mut attempts = tokio::task::JoinSet::new();
     let mut next = 0;
     let mut next_start = Instant::now();
@@ -347,6 +358,69 @@ fn failure(connector: &Connector, addrs: &[SocketAddr], progress: &Progress) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::{CallFuture, NamedService, Server, ServerCall, Service};
+
+    struct NoMethods;
+
+    impl NamedService for NoMethods {
+        const NAME: &'static str = "test.NoMethods";
+    }
+
+    impl Service for NoMethods {
+        fn call(&self, _: &str, _: ServerCall) -> Option<CallFuture> {
+            None
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_address_does_not_hold_up_a_live_one() {
+        let server = Server::builder()
+            .dev_certificate()
+            .add_service(NoMethods)
+            .bind("127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        let live = server.local_addr().unwrap();
+        let tls = crate::tls::ClientTlsConfig::new()
+            .ca_certificate(server.dev_certificate_pem().unwrap())
+            .build()
+            .unwrap();
+        tokio::spawn(server.serve());
+        // IPv6 first, as a resolver would order it, answering nothing.
+        let silent_socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let silent = silent_socket.local_addr().unwrap();
+
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let connector = Arc::new(Connector {
+            host: "localhost".to_owned(),
+            port: live.port(),
+            server_name: "localhost".to_owned(),
+            quic_config: quinn::ClientConfig::new(Arc::new(crypto)),
+            connect_timeout: Duration::from_secs(10),
+            max_header_list_size: 16 * 1024,
+        });
+        let progress = Arc::new(Progress::default());
+        let started = Instant::now();
+        let conn = race(
+            connector,
+            vec![silent, live],
+            started + Duration::from_secs(10),
+            progress.clone(),
+            Arc::default(),
+        )
+        .await
+        .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(conn.remote_address(), live);
+        assert!(
+            elapsed >= ATTEMPT_DELAY && elapsed < Duration::from_secs(5),
+            "the live address was tried {ATTEMPT_DELAY:?} after the silent one: {elapsed:?}"
+        );
+        let tried = progress.describe();
+        assert!(
+            tried.contains(&format!("{silent} (no QUIC answer yet)")),
+            "{tried}"
+        );
+    }
 
     #[test]
     fn addresses_alternate_families_starting_with_the_first() {

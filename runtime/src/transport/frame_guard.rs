@@ -68,7 +68,11 @@ impl fmt::Display for FrameTooLarge {
         let name = match self.frame_type {
             HEADERS => "HEADERS",
             PUSH_PROMISE => "PUSH_PROMISE",
-            _ => "control",
+            SETTINGS => "SETTINGS",
+            GOAWAY => "GOAWAY",
+            CANCEL_PUSH => "CANCEL_PUSH",
+            MAX_PUSH_ID => "MAX_PUSH_ID",
+            _ => "reserved HTTP/2",
         };
         write!(
             f,

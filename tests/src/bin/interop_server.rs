@@ -30,6 +30,12 @@ struct Args {
     /// Accepted for compatibility; HTTP/3 always uses TLS.
     #[arg(long = "use_tls", default_value = "true", action = clap::ArgAction::Set)]
     use_tls: bool,
+    /// When response headers go out: `eager` (as soon as a handler
+    /// returns) or `lazy` (with the first message; calls that end before
+    /// one are answered Trailers-Only). Both are legal; clients must
+    /// accept either.
+    #[arg(long = "response_headers", default_value = "eager", value_parser = ["eager", "lazy"])]
+    response_headers: String,
 }
 
 #[tokio::main]
@@ -62,7 +68,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut port = args.port;
     let mut servers = Vec::new();
     for host in hosts {
-        let builder = grpc_h3_tests::server::builder().tls_identity(&cert, &key);
+        let builder = grpc_h3_tests::server::builder()
+            .tls_identity(&cert, &key)
+            .lazy_response_headers(args.response_headers == "lazy");
         match builder.bind(SocketAddr::new(host, port)) {
             Ok(server) => {
                 port = server.local_addr()?.port();

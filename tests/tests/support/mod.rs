@@ -35,14 +35,18 @@ pub struct Running {
     pub addr: SocketAddr,
     pub cert: DevCertificate,
     pub handle: ServerHandle,
+    pub probe: Arc<grpc_h3_tests::server::HandlerProbe>,
     stop: CancellationToken,
     serving: tokio::task::JoinHandle<Result<(), grpc_h3::Error>>,
 }
 
 pub fn start_server(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Running {
     let cert = DevCertificate::localhost().unwrap();
-    let builder =
-        configure(grpc_h3_tests::server::builder().tls_identity(cert.cert_pem(), cert.key_pem()));
+    let service = grpc_h3_tests::server::TestService::default();
+    let probe = service.probe.clone();
+    let builder = configure(
+        grpc_h3_tests::server::builder_with(service).tls_identity(cert.cert_pem(), cert.key_pem()),
+    );
     let server = builder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = server.local_addr().unwrap();
     let handle = server.handle();
@@ -52,6 +56,7 @@ pub fn start_server(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> R
         addr,
         cert,
         handle,
+        probe,
         stop,
         serving,
     }
