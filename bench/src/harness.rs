@@ -35,6 +35,11 @@ impl Certificate {
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.cert_path
     }
+
+    /// Where the private key is.
+    pub(crate) fn key_path(&self) -> &std::path::Path {
+        &self.key_path
+    }
 }
 
 impl Drop for Certificate {

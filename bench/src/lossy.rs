@@ -19,14 +19,21 @@ type Latencies = (f64, f64, f64);
 
 /// One measurement's load and loss.
 #[derive(Clone, Copy)]
-struct Load {
-    per_mille: u32,
-    concurrency: usize,
-    bulk: bool,
-    run: Duration,
+pub(crate) struct Load {
+    pub(crate) per_mille: u32,
+    pub(crate) concurrency: usize,
+    pub(crate) bulk: bool,
+    pub(crate) run: Duration,
 }
 
-/// Runs the client process for one measurement.
+/// What one run under loss measured.
+pub(crate) struct LossRun {
+    pub(crate) latencies: Latencies,
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+}
+
+/// Runs the client process for one measurement; every call must succeed.
 fn measure(
     lab: &Lab,
     stack: Stack,
@@ -34,6 +41,21 @@ fn measure(
     ca: &Path,
     load: Load,
 ) -> Result<Latencies, String> {
+    let run = run_client(lab, stack, server, ca, load)?;
+    match run.errors {
+        0 => Ok(run.latencies),
+        errors => Err(format!("{errors} calls failed")),
+    }
+}
+
+/// Runs the client process for one measurement.
+pub(crate) fn run_client(
+    lab: &Lab,
+    stack: Stack,
+    server: SocketAddr,
+    ca: &Path,
+    load: Load,
+) -> Result<LossRun, String> {
     let Load {
         per_mille,
         concurrency,
@@ -90,18 +112,16 @@ fn measure(
         .filter_map(|f| f.parse().ok())
         .collect();
     match fields[..] {
-        [p50, p99, p999, _calls, errors] => {
-            if errors > 0.0 {
-                Err(format!("{errors} calls failed"))
-            } else {
-                Ok((p50, p99, p999))
-            }
-        }
+        [p50, p99, p999, calls, errors] => Ok(LossRun {
+            latencies: (p50, p99, p999),
+            calls: calls as u64,
+            errors: errors as u64,
+        }),
         _ => Err(format!("unreadable result {result:?}")),
     }
 }
 
-fn with_server<T>(
+pub(crate) fn with_server<T>(
     stack: Stack,
     cert: &Certificate,
     f: impl FnOnce(SocketAddr) -> Result<T, String>,

@@ -16,6 +16,7 @@ mod procfs;
 mod report;
 mod scenarios;
 mod server;
+mod soak;
 mod tls;
 
 use std::net::SocketAddr;
@@ -96,6 +97,34 @@ enum Command {
         seconds: f64,
         #[arg(long)]
         bulk: bool,
+    },
+    /// Soak runs against one grpc-h3 server process: load (many streams
+    /// for a long time), kill (SIGKILL and reconnection), loss (5 % each
+    /// way, needs root, ip, nft, ethtool) and drain (graceful shutdown
+    /// under load). Prints a report; fails if any run lost or leaked
+    /// anything.
+    Soak {
+        /// Concurrent callers in the load run.
+        #[arg(long, default_value_t = 10_000)]
+        streams: usize,
+        /// Connections they share.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Seconds of the load run (and, up to 30, of the loss run).
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Only these runs (load, kill, loss, drain).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Internal: the server process of the soak runs.
+    SoakServer {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
     },
     /// Open-loop load at a fixed rate against a fresh server, latency
     /// corrected for coordinated omission.
@@ -291,6 +320,28 @@ fn main() -> std::process::ExitCode {
                 rate,
                 seconds,
             } => open_loop(stack, rate, seconds).await,
+            Command::Soak {
+                streams,
+                connections,
+                seconds,
+                only,
+            } => {
+                let scale = soak::Scale {
+                    streams,
+                    connections,
+                    seconds,
+                };
+                soak::run(scale, &only).await
+            }
+            Command::SoakServer { addr, cert, key } => {
+                let (cert, key) = (
+                    std::fs::read(&cert).map_err(|e| format!("reading {}: {e}", cert.display()))?,
+                    std::fs::read(&key).map_err(|e| format!("reading {}: {e}", key.display()))?,
+                );
+                soak::serve(addr, cert, key)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             Command::NetClient {
                 stack,
                 addr,

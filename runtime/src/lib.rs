@@ -41,6 +41,28 @@ macro_rules! include_proto {
     };
 }
 
+/// Entry points for the fuzz targets in the repository's `fuzz/` crate.
+/// Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Feeds `input` to an HTTP/3 frame guard in chunks of `chunk_sizes`
+    /// (cycled) and checks what it lets through against a frame-by-frame
+    /// reference; panics on any difference.
+    pub fn frame_guard(
+        input: &[u8],
+        chunk_sizes: &[usize],
+        max_header_list_size: u64,
+        unidirectional: bool,
+    ) {
+        crate::transport::frame_guard::check_chunked(
+            input,
+            chunk_sizes,
+            max_header_list_size,
+            unidirectional,
+        )
+    }
+}
+
 /// What generated code uses: the only module it imports from this crate.
 /// Not a stable API for hand-written code.
 #[doc(hidden)]

@@ -106,8 +106,9 @@ impl ChannelBuilder {
     /// Declares the server gone after this long without hearing from it
     /// (QUIC idle timeout; the lower of the two peers' values applies).
     /// Keep-alive PINGs make a live server answer, so a server that was
-    /// killed or unplugged without closing is detected after this long, and
-    /// its calls fail with UNAVAILABLE. Default: 10 s.
+    /// killed or unplugged without closing is detected after this long (plus
+    /// at most one keep-alive interval: QUIC restarts the timer when it
+    /// sends a PING), and its calls fail with UNAVAILABLE. Default: 10 s.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;

@@ -130,6 +130,17 @@ pub(crate) struct FrameGuard {
     goaway_len: usize,
 }
 
+/// The most a frame of `frame_type` may declare; `None` for frames that are
+/// dropped unread.
+fn limit_for(header_limit: u64, frame_type: u64) -> Option<u64> {
+    match frame_type {
+        HEADERS | PUSH_PROMISE => Some(header_limit),
+        CANCEL_PUSH | SETTINGS | GOAWAY | MAX_PUSH_ID => Some(CONTROL_FRAME_LIMIT),
+        t if HTTP2_ONLY.contains(&t) => Some(CONTROL_FRAME_LIMIT),
+        _ => None,
+    }
+}
+
 /// Length of the QUIC variable-length integer starting with `first`.
 fn varint_len(first: u8) -> usize {
     1 << (first >> 6)
@@ -173,12 +184,7 @@ impl FrameGuard {
     }
 
     fn limit_for(&self, frame_type: u64) -> Option<u64> {
-        match frame_type {
-            HEADERS | PUSH_PROMISE => Some(self.header_limit),
-            CANCEL_PUSH | SETTINGS | GOAWAY | MAX_PUSH_ID => Some(CONTROL_FRAME_LIMIT),
-            t if HTTP2_ONLY.contains(&t) => Some(CONTROL_FRAME_LIMIT),
-            _ => None,
-        }
+        limit_for(self.header_limit, frame_type)
     }
 
     /// Whether the stream's first frame that is not dropped (on a request
@@ -374,6 +380,105 @@ impl FrameGuard {
             out.push_back(Bytes::copy_from_slice(&self.partial[..self.partial_len]));
             self.partial_len = 0;
         }
+    }
+}
+
+/// What a guard fed `input` in one piece lets through, computed frame by
+/// frame without the streaming state machine: the reference the fuzz
+/// targets hold the guard to.
+pub(crate) fn reference(
+    input: &[u8],
+    max_header_list_size: u64,
+    unidirectional: bool,
+) -> Result<Vec<u8>, FrameTooLarge> {
+    let header_limit = max_header_list_size.saturating_add(HEADER_FRAME_SLACK);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    if unidirectional {
+        let Some((stream_type, len)) = read_varint(input) else {
+            return Ok(input.to_vec());
+        };
+        out.extend_from_slice(&input[..len]);
+        pos = len;
+        if stream_type != CONTROL_STREAM {
+            out.extend_from_slice(&input[pos..]);
+            return Ok(out);
+        }
+    }
+    while pos < input.len() {
+        let header = read_varint(&input[pos..]).and_then(|(frame_type, a)| {
+            read_varint(&input[pos + a..]).map(|(len, b)| (frame_type, len, a + b))
+        });
+        let Some((frame_type, len, header_len)) = header else {
+            out.extend_from_slice(&input[pos..]); // released at the end
+            break;
+        };
+        let payload_end = (pos + header_len).saturating_add(len.min(usize::MAX as u64) as usize);
+        let end = payload_end.min(input.len());
+        let keep = match frame_type {
+            DATA => len > 0,
+            _ => match limit_for(header_limit, frame_type) {
+                Some(limit) if len > limit => {
+                    return Err(FrameTooLarge {
+                        frame_type,
+                        declared: len,
+                        limit,
+                    })
+                }
+                Some(_) => true,
+                None => false,
+            },
+        };
+        if keep {
+            out.extend_from_slice(&input[pos..end]);
+        }
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Feeds `input` to a guard in chunks of the given sizes (cycled) and
+/// checks the result against [`reference`]; panics on any difference.
+pub(crate) fn check_chunked(
+    input: &[u8],
+    chunk_sizes: &[usize],
+    max_header_list_size: u64,
+    unidirectional: bool,
+) {
+    let mut guard = if unidirectional {
+        FrameGuard::unidirectional_stream()
+    } else {
+        FrameGuard::request_stream(max_header_list_size)
+    };
+    let mut out = VecDeque::new();
+    let mut pos = 0;
+    let mut sizes = chunk_sizes.iter().cycle();
+    let mut result = Ok(());
+    while pos < input.len() {
+        let size = sizes.next().copied().unwrap_or(input.len()).max(1);
+        let end = (pos + size).min(input.len());
+        if let Err(e) = guard.push(Bytes::copy_from_slice(&input[pos..end]), &mut out) {
+            result = Err(e);
+            break;
+        }
+        assert!(guard.partial_len <= 16, "the guard held more than a header");
+        pos = end;
+    }
+    if result.is_ok() {
+        guard.finish(&mut out);
+    }
+    let passed: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+    // A unidirectional stream carries no header blocks: its guard allows
+    // HEADERS no more than the slack.
+    let header_limit = if unidirectional {
+        0
+    } else {
+        max_header_list_size
+    };
+    match (reference(input, header_limit, unidirectional), result) {
+        (Ok(expected), Ok(())) => assert_eq!(passed, expected, "chunked output differs"),
+        (Err(expected), Err(got)) => assert_eq!(got, expected, "a different refusal"),
+        (expected, got) => panic!("reference {expected:?}, guard {got:?}"),
     }
 }
 

@@ -1,0 +1,4 @@
+//! libFuzzer entry point for [`grpc_h3_fuzz::heads`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| grpc_h3_fuzz::heads(data));
