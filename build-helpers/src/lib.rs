@@ -17,8 +17,18 @@
 //!
 //! protoc is found through the `PROTOC` environment variable, then `PATH`,
 //! then the protoc binary shipped in the `protoc-bin-vendored` crate, so a
-//! fresh machine needs nothing installed. The code is produced by the same
-//! generator as the `protoc-gen-grpc-h3` plugin, byte for byte.
+//! fresh machine needs nothing installed; prost-build runs it. The code is
+//! produced by the same generator as the `protoc-gen-grpc-h3` plugin, byte
+//! for byte.
+//!
+//! The smallest layout, a proto next to `Cargo.toml`, works as it is:
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> std::io::Result<()> {
+//!     grpc_h3_build::compile_protos(&["helloworld.proto"], &["."])
+//! }
+//! ```
 
 mod protoc;
 
@@ -129,6 +139,13 @@ impl Builder {
 
     /// Runs protoc and the generator, writing one `<package>.rs` per
     /// protobuf package into the output directory.
+    ///
+    /// Paths may be relative (to the crate root, where cargo runs build
+    /// scripts) or absolute, with or without `./` or a trailing `/`: they
+    /// are resolved before protoc sees them, so `["helloworld.proto"]` with
+    /// `["."]` works as well as `["proto/x.proto"]` with `["proto/"]`. Cargo
+    /// is told to watch the protos and the files they import from the
+    /// include directories, never a directory itself.
     pub fn compile_protos(
         self,
         protos: &[impl AsRef<Path>],
@@ -144,30 +161,36 @@ impl Builder {
         };
         if self.emit_rerun_if_changed {
             println!("cargo:rerun-if-env-changed=PROTOC");
-            for path in protos.iter().chain(&includes) {
+        }
+        let inputs = protoc::Inputs::resolve(&protos, &includes)?;
+        let files_to_generate = protos
+            .iter()
+            .enumerate()
+            .map(|(i, given)| inputs.name_of(i, given))
+            .collect::<io::Result<Vec<String>>>()?;
+        let fds = inputs.descriptor_set()?;
+        if self.emit_rerun_if_changed {
+            for path in inputs.watched(&fds) {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
         }
-        let files_to_generate = protos
-            .iter()
-            .map(|proto| protoc::name_in_includes(proto, &includes))
-            .collect::<io::Result<Vec<String>>>()?;
-        let descriptor_bytes = protoc::descriptor_set(&protos, &includes, &out_dir)?;
         if let Some(path) = &self.file_descriptor_set_path {
-            std::fs::write(path, &descriptor_bytes)?;
-        }
-        let fds =
-            prost_types::FileDescriptorSet::decode(descriptor_bytes.as_slice()).map_err(|e| {
-                io::Error::other(format!("protoc wrote an unreadable descriptor set: {e}"))
+            std::fs::write(path, fds.encode_to_vec()).map_err(|e| {
+                io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
             })?;
+        }
         let files = grpc_h3_codegen::generate(&fds, &files_to_generate, &self.options)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        std::fs::create_dir_all(&out_dir)?;
+        std::fs::create_dir_all(&out_dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("creating {}: {e}", out_dir.display()))
+        })?;
         for file in files {
             let path = out_dir.join(&file.name);
             // Leave unchanged files alone so cargo does not rebuild for nothing.
             if std::fs::read(&path).ok().as_deref() != Some(file.content.as_bytes()) {
-                std::fs::write(&path, file.content)?;
+                std::fs::write(&path, file.content).map_err(|e| {
+                    io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+                })?;
             }
         }
         Ok(())

@@ -1,9 +1,10 @@
-//! Finding and running protoc.
+//! Finding protoc, running it through prost-build, and mapping the files
+//! given by the user to the names protoc gives them.
 
-use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use prost_types::FileDescriptorSet;
 
 /// A protoc binary, and the include directory of the well-known types
 /// when it comes without one next to it.
@@ -49,68 +50,114 @@ fn find() -> io::Result<Protoc> {
     })
 }
 
-/// The name protoc gives `proto`: its path relative to the first include
-/// directory that contains it.
-pub(crate) fn name_in_includes(proto: &Path, includes: &[&Path]) -> io::Result<String> {
-    includes
-        .iter()
-        .find_map(|include| proto.strip_prefix(include).ok())
-        .map(|relative| {
-            relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .ok_or_else(|| {
-            io::Error::other(format!(
-                "{} is not inside any include directory ({}); pass its directory in includes",
-                proto.display(),
-                includes
-                    .iter()
-                    .map(|i| i.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+/// A path made absolute and free of `.`, `..` and symlinks, so that
+/// `helloworld.proto`, `./helloworld.proto` and its absolute path compare
+/// equal.
+fn resolve(path: &Path, what: &str) -> io::Result<PathBuf> {
+    path.canonicalize().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "{what} {} cannot be read ({e}); paths are relative to the crate root ({})",
+                path.display(),
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })
 }
 
-/// Runs protoc and returns the serialized `FileDescriptorSet` of `protos`
-/// and everything they import, with source info (comments).
-pub(crate) fn descriptor_set(
-    protos: &[&Path],
-    includes: &[&Path],
-    scratch: &Path,
-) -> io::Result<Vec<u8>> {
-    let protoc = find()?;
-    std::fs::create_dir_all(scratch)?;
-    let out = scratch.join(format!("grpc-h3-descriptors-{}.bin", std::process::id()));
-    let mut command = Command::new(&protoc.path);
-    command
-        .arg("--include_imports")
-        .arg("--include_source_info");
-    let mut set_out = OsString::from("--descriptor_set_out=");
-    set_out.push(&out);
-    command.arg(set_out);
-    for include in includes.iter().copied().chain(protoc.include.as_deref()) {
-        let mut arg = OsString::from("-I");
-        arg.push(include);
-        command.arg(arg);
+/// The protos and include directories, resolved, plus the include
+/// directory of the well-known types when protoc needs one.
+pub(crate) struct Inputs {
+    pub(crate) protos: Vec<PathBuf>,
+    pub(crate) includes: Vec<PathBuf>,
+    well_known: Option<PathBuf>,
+    protoc: PathBuf,
+}
+
+impl Inputs {
+    pub(crate) fn resolve(protos: &[&Path], includes: &[&Path]) -> io::Result<Inputs> {
+        let protoc = find()?;
+        Ok(Inputs {
+            protos: protos
+                .iter()
+                .map(|p| resolve(p, "proto file"))
+                .collect::<io::Result<_>>()?,
+            includes: includes
+                .iter()
+                .map(|i| resolve(i, "include directory"))
+                .collect::<io::Result<_>>()?,
+            well_known: protoc.include,
+            protoc: protoc.path,
+        })
     }
-    command.args(protos);
-    let output = command
-        .output()
-        .map_err(|e| io::Error::other(format!("running {}: {e}", protoc.path.display())))?;
-    if !output.status.success() {
-        return Err(io::Error::other(format!(
-            "protoc ({}) failed: {}",
-            protoc.path.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
+
+    /// Runs protoc (through prost-build) on the resolved paths; returns the
+    /// descriptor set of the protos and everything they import, with
+    /// comments.
+    pub(crate) fn descriptor_set(&self) -> io::Result<FileDescriptorSet> {
+        let mut config = prost_build::Config::new();
+        config.protoc_executable(&self.protoc);
+        if let Some(include) = &self.well_known {
+            config.protoc_arg(format!("-I{}", include.display()));
+        }
+        config.load_fds(&self.protos, &self.includes).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("protoc ({}) failed: {e}", self.protoc.display()),
+            )
+        })
     }
-    let bytes = std::fs::read(&out)?;
-    let _ = std::fs::remove_file(&out);
-    Ok(bytes)
+
+    /// The name protoc gives `proto` (its `index`-th input): its path
+    /// relative to the first include directory holding it.
+    pub(crate) fn name_of(&self, index: usize, given: &Path) -> io::Result<String> {
+        let proto = &self.protos[index];
+        self.includes
+            .iter()
+            .find_map(|include| proto.strip_prefix(include).ok())
+            .map(|relative| {
+                relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .ok_or_else(|| {
+                io::Error::other(format!(
+                    "{} ({}) is not inside any include directory ({}); add its directory to the includes",
+                    given.display(),
+                    proto.display(),
+                    self.includes
+                        .iter()
+                        .map(|i| i.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
+    /// The files behind the descriptor set that live in the user's include
+    /// directories (the protos and what they import from there): what
+    /// cargo should watch. Never a directory, so nothing else in it makes
+    /// cargo rerun the build script.
+    pub(crate) fn watched(&self, fds: &FileDescriptorSet) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fds
+            .file
+            .iter()
+            .filter_map(|file| {
+                self.includes
+                    .iter()
+                    .map(|include| include.join(file.name()))
+                    .find(|path| path.is_file())
+            })
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
 }
 
 #[cfg(test)]
@@ -118,17 +165,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_relative_to_the_include_directory() {
-        let includes = [Path::new("proto"), Path::new("third_party")];
+    fn cargo_watches_the_protos_and_their_imports_never_a_directory() {
+        let root = std::env::temp_dir().join(format!("grpc-h3-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            root.join("a.proto"),
+            "syntax = \"proto3\"; package a; import \"b.proto\"; import \"google/protobuf/empty.proto\"; message A { b.B b = 1; }",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("b.proto"),
+            "syntax = \"proto3\"; package b; message B {}",
+        )
+        .unwrap();
+        std::fs::write(root.join("unrelated.proto"), "syntax = \"proto3\";").unwrap();
+        let inputs = Inputs::resolve(&[&root.join("a.proto")], &[&root]).unwrap();
+        let fds = inputs.descriptor_set().unwrap();
+        let root = root.canonicalize().unwrap();
         assert_eq!(
-            name_in_includes(Path::new("proto/pkg/a.proto"), &includes).unwrap(),
-            "pkg/a.proto"
+            inputs.watched(&fds),
+            [root.join("a.proto"), root.join("b.proto")],
+            "the protos used, not the directory, not the well-known types"
         );
-        assert_eq!(
-            name_in_includes(Path::new("third_party/b.proto"), &includes).unwrap(),
-            "b.proto"
-        );
-        let err = name_in_includes(Path::new("elsewhere/c.proto"), &includes).unwrap_err();
-        assert!(err.to_string().contains("not inside any include directory"));
+        assert_eq!(inputs.name_of(0, Path::new("a.proto")).unwrap(), "a.proto");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
