@@ -275,7 +275,6 @@ async fn under_handshake_load_clients_validate_their_address_first() {
 async fn rapid_resets_close_the_connection_with_excessive_load() {
     let server = start_server(|b| b.early_reset_limit(20, Duration::from_secs(60)));
     let mut raw = raw_client(&server).await;
-    let mut refused = None;
     for _ in 0..200 {
         let request = raw.request(UNARY, &[]);
         match raw.sender.send_request(request).await {
@@ -285,15 +284,15 @@ async fn rapid_resets_close_the_connection_with_excessive_load() {
                 stream.stop_sending(h3::error::Code::H3_REQUEST_CANCELLED);
                 stream.stop_stream(h3::error::Code::H3_REQUEST_CANCELLED);
             }
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
+            // The server closed the connection already.
+            Err(_) => break,
         }
         tokio::task::yield_now().await;
     }
-    assert!(refused.is_some(), "the server never pushed back");
-    match raw.conn.closed().await {
+    let closed = tokio::time::timeout(Duration::from_secs(10), raw.conn.closed())
+        .await
+        .expect("the server closed the connection");
+    match closed {
         quinn::ConnectionError::ApplicationClosed(close) => {
             assert_eq!(close.error_code.into_inner(), u64::from(EXCESSIVE_LOAD));
         }

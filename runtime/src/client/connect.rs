@@ -218,9 +218,13 @@ async fn connect_to(
         opened => opened,
     };
     let connecting = connecting.map_err(|e| format!("cannot connect: {e}"))?;
-    let quic_conn = connecting
-        .await
-        .map_err(|e| format!("QUIC handshake failed: {e}"))?;
+    let quic_conn = connecting.await.map_err(|e| {
+        let text = e.to_string();
+        match crate::tls::verify::explanation(&text) {
+            Some(explained) => format!("TLS: {explained}"),
+            None => format!("QUIC handshake failed: {text}"),
+        }
+    })?;
     let state = Arc::new(ConnState::new(connector.max_header_list_size, counters));
     let (mut driver, sender) = h3::client::builder()
         .max_field_section_size(connector.max_header_list_size)

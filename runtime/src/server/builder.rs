@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{BoundServer, NamedService, ServerConfig, Service, Shared};
@@ -32,6 +33,7 @@ use crate::Error;
 pub struct ServerBuilder {
     pub(super) config: ServerConfig,
     identity: Option<Identity>,
+    identity_files: Option<(PathBuf, PathBuf)>,
     dev_certificate: bool,
     client_ca: Vec<Vec<u8>>,
     client_auth: Option<ClientAuth>,
@@ -48,10 +50,25 @@ impl ServerBuilder {
         self
     }
 
-    /// Uses a freshly generated self-signed certificate for `localhost`,
-    /// `127.0.0.1` and `::1`; read it back with
-    /// [`BoundServer::dev_certificate_pem`] to trust it in clients. For
-    /// development and tests only. Default: off.
+    /// The server's certificate chain and key from PEM files, read when the
+    /// server is bound (errors name the file). Default: none.
+    #[must_use]
+    pub fn tls_identity_files(
+        mut self,
+        cert_path: impl Into<PathBuf>,
+        key_path: impl Into<PathBuf>,
+    ) -> Self {
+        self.identity_files = Some((cert_path.into(), key_path.into()));
+        self
+    }
+
+    /// Uses the current user's development certificate, a self-signed leaf
+    /// for `localhost`, `127.0.0.1` and `::1` made on first use and kept in
+    /// a directory only that user can read
+    /// ([`DevCertificate::user_path`]). A client of the same user trusts
+    /// it with [`ClientTlsConfig::trust_dev_certificate`](crate::tls::ClientTlsConfig::trust_dev_certificate),
+    /// in any process; [`BoundServer::dev_certificate_pem`] returns it too.
+    /// For development and tests only. Default: off.
     #[must_use]
     pub fn dev_certificate(mut self) -> Self {
         self.dev_certificate = true;
@@ -85,15 +102,26 @@ impl ServerBuilder {
     }
 
     fn quic_config(&self) -> Result<(quinn::ServerConfig, Option<String>), Error> {
-        let (identity, dev_pem) = match (&self.identity, self.dev_certificate) {
+        let (identity, dev_pem) = match (&self.identity, &self.identity_files) {
             (Some(identity), _) => (identity.clone(), None),
-            (None, true) => {
-                let dev = DevCertificate::localhost()?;
+            (None, Some((cert, key))) => {
+                let read = |path: &PathBuf, what: &str| {
+                    std::fs::read(path).map_err(|e| {
+                        Error::tls(format!("reading the {what} file {}: {e}", path.display()))
+                    })
+                };
+                let identity =
+                    Identity::from_pem(read(cert, "certificate")?, read(key, "private key")?);
+                (identity, None)
+            }
+            (None, None) if self.dev_certificate => {
+                let dev = DevCertificate::for_this_user()?;
                 (dev.identity(), Some(dev.cert_pem().to_owned()))
             }
-            (None, false) => {
+            (None, None) => {
                 return Err(Error::config(
-                    "no TLS identity: call `.tls_identity(cert_pem, key_pem)` or `.dev_certificate()` on the server builder",
+                    "no TLS identity: call `.tls_identity(cert_pem, key_pem)`, `.tls_identity_files(cert, key)` \
+                     or `.dev_certificate()` on the server builder",
                 ))
             }
         };

@@ -1,16 +1,29 @@
-//! TLS for QUIC: server identity, client CA (mutual TLS), client trust roots
-//! and development certificates. TLS 1.3 only (QUIC requires it), ALPN `h3`.
+//! TLS for QUIC: server identity, client CA (mutual TLS), client trust
+//! (CA roots, system roots, pinned certificates) and development
+//! certificates. TLS 1.3 only (QUIC requires it), ALPN `h3`.
+//!
+//! Certificate problems come with what to do about them: a client that
+//! does not trust a server's certificate says which option trusts it, a CA
+//! certificate used as a server certificate names the two fixes (re-issue
+//! it as a leaf, or pin it), and a server warns at start-up when its own
+//! certificate is one clients will refuse.
 
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
 
 use crate::Error;
+
+mod dev;
+pub(crate) mod inspect;
+pub(crate) mod verify;
+
+pub use dev::{DevCertificate, DEV_CERTIFICATE_DIR_ENV};
+use verify::{Explaining, Pin, Pinned, SkipVerification};
 
 pub(crate) const ALPN_H3: &[u8] = b"h3";
 
@@ -81,61 +94,6 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// A self-signed certificate for development and tests, made with rcgen.
-///
-/// Never used unless asked for: a server needs an explicit
-/// `.dev_certificate(..)` and a client has to trust it explicitly.
-///
-/// ```
-/// let cert = grpc_h3::tls::DevCertificate::generate(&["localhost"]).unwrap();
-/// assert!(cert.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
-/// ```
-#[derive(Clone)]
-pub struct DevCertificate {
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl DevCertificate {
-    /// A certificate valid for `names` (DNS names or IP addresses).
-    pub fn generate(names: &[&str]) -> Result<DevCertificate, Error> {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let certified = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| Error::tls(format!("generating a development certificate: {e}")))?;
-        Ok(DevCertificate {
-            cert_pem: certified.cert.pem(),
-            key_pem: certified.signing_key.serialize_pem(),
-        })
-    }
-
-    /// A certificate for `localhost`, `127.0.0.1` and `::1`.
-    pub fn localhost() -> Result<DevCertificate, Error> {
-        DevCertificate::generate(&["localhost", "127.0.0.1", "::1"])
-    }
-
-    /// The certificate, PEM. Clients trust it with
-    /// `ClientTlsConfig::ca_certificate`.
-    pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
-
-    /// The private key, PEM.
-    pub fn key_pem(&self) -> &str {
-        &self.key_pem
-    }
-
-    /// The certificate and key as an [`Identity`].
-    pub fn identity(&self) -> Identity {
-        Identity::from_pem(&self.cert_pem, &self.key_pem)
-    }
-}
-
-impl fmt::Debug for DevCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DevCertificate { .. }")
-    }
-}
-
 /// Whether a server asks clients for a certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -152,6 +110,9 @@ pub(crate) fn server_config(
     provider: Arc<CryptoProvider>,
 ) -> Result<rustls::ServerConfig, Error> {
     let (chain, key) = identity.parse()?;
+    if let Some(leaf) = chain.first() {
+        inspect::warn_about(leaf);
+    }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::tls(e.to_string()))?;
@@ -183,33 +144,74 @@ pub(crate) fn server_config(
 
 /// How a client authenticates servers, and itself.
 ///
+/// Trust comes from CA certificates ([`ca_certificate`](Self::ca_certificate)),
+/// the operating system's roots ([`with_system_roots`](Self::with_system_roots)),
+/// the current user's development certificate
+/// ([`trust_dev_certificate`](Self::trust_dev_certificate)), or pinned
+/// certificates ([`pin_certificate`](Self::pin_certificate),
+/// [`pin_sha256`](Self::pin_sha256)); when any certificate is pinned, only
+/// pinned certificates are trusted.
+///
 /// ```
 /// use grpc_h3::tls::{ClientTlsConfig, DevCertificate};
 /// let cert = DevCertificate::localhost().unwrap();
+/// // Trust a CA (here, a self-signed leaf acting as its own CA):
 /// let tls = ClientTlsConfig::new().ca_certificate(cert.cert_pem());
+/// // Or trust exactly one certificate, whatever its extensions:
+/// let pinned = ClientTlsConfig::new().pin_certificate(cert.cert_pem());
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ClientTlsConfig {
     ca_pems: Vec<Vec<u8>>,
+    ca_files: Vec<std::path::PathBuf>,
     system_roots: bool,
+    dev_certificate: bool,
+    pin_pems: Vec<Vec<u8>>,
+    pin_fingerprints: Vec<String>,
+    check_pinned_name: bool,
     identity: Option<Identity>,
     server_name: Option<String>,
     skip_verification: bool,
     provider: Option<Arc<CryptoProvider>>,
 }
 
+impl Default for ClientTlsConfig {
+    fn default() -> Self {
+        ClientTlsConfig {
+            ca_pems: Vec::new(),
+            ca_files: Vec::new(),
+            system_roots: false,
+            dev_certificate: false,
+            pin_pems: Vec::new(),
+            pin_fingerprints: Vec::new(),
+            check_pinned_name: true,
+            identity: None,
+            server_name: None,
+            skip_verification: false,
+            provider: None,
+        }
+    }
+}
+
 impl ClientTlsConfig {
-    /// No trust roots yet: add some with [`ClientTlsConfig::ca_certificate`]
-    /// or [`ClientTlsConfig::with_system_roots`].
+    /// No trust yet: add some with the methods below.
     pub fn new() -> ClientTlsConfig {
         ClientTlsConfig::default()
     }
 
-    /// Trusts the CA (or self-signed) certificates in this PEM text.
-    /// Default: none.
+    /// Trusts the CA certificates in this PEM text (a self-signed leaf
+    /// certificate works too, as its own CA). Default: none.
     #[must_use]
     pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.ca_pems.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file, read when the channel
+    /// is built (errors name the file). Default: none.
+    #[must_use]
+    pub fn ca_certificate_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_files.push(path.into());
         self
     }
 
@@ -217,6 +219,48 @@ impl ClientTlsConfig {
     #[must_use]
     pub fn with_system_roots(mut self) -> Self {
         self.system_roots = true;
+        self
+    }
+
+    /// Trusts the current user's development certificate: the one a
+    /// server started by the same user with
+    /// [`ServerBuilder::dev_certificate`](crate::server::ServerBuilder::dev_certificate)
+    /// uses (see [`DevCertificate::for_this_user`]). For local development:
+    /// it names `localhost`, `127.0.0.1` and `::1` only. Default: off.
+    #[must_use]
+    pub fn trust_dev_certificate(mut self) -> Self {
+        self.dev_certificate = true;
+        self
+    }
+
+    /// Trusts exactly the certificate in this PEM text (its first
+    /// certificate), whatever its extensions: a self-signed certificate
+    /// made with CA:TRUE, as most tutorials make them, is accepted. The
+    /// server name is still checked against the names the certificate
+    /// carries (see [`check_pinned_server_name`](Self::check_pinned_server_name));
+    /// one that carries none is identified by the pin alone. Once any
+    /// certificate is pinned, nothing else is trusted. Default: none.
+    #[must_use]
+    pub fn pin_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.pin_pems.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Trusts exactly the certificate with this SHA-256 fingerprint, in hex
+    /// with or without colons, as `openssl x509 -noout -fingerprint -sha256
+    /// -in cert.pem` prints it. Otherwise as
+    /// [`pin_certificate`](Self::pin_certificate). Default: none.
+    #[must_use]
+    pub fn pin_sha256(mut self, fingerprint: impl Into<String>) -> Self {
+        self.pin_fingerprints.push(fingerprint.into());
+        self
+    }
+
+    /// Whether a pinned certificate must also name the server (`true`), or
+    /// the pin alone decides (`false`). Default: true.
+    #[must_use]
+    pub fn check_pinned_server_name(mut self, check: bool) -> Self {
+        self.check_pinned_name = check;
         self
     }
 
@@ -257,28 +301,78 @@ impl ClientTlsConfig {
         self.server_name.as_deref()
     }
 
+    fn pins(&self) -> Result<Vec<Pin>, Error> {
+        let mut pins = Vec::new();
+        for pem in &self.pin_pems {
+            let cert = parse_certs(pem, "pinned certificate")?.swap_remove(0);
+            pins.push(Pin::Certificate(cert.to_vec()));
+        }
+        for text in &self.pin_fingerprints {
+            pins.push(Pin::parse_sha256(text).ok_or_else(|| {
+                Error::tls(format!(
+                    "pinned fingerprint {text:?} is not a SHA-256 fingerprint: expected 64 hex digits,                      with or without colons, as `openssl x509 -noout -fingerprint -sha256 -in cert.pem` prints"
+                ))
+            })?);
+        }
+        Ok(pins)
+    }
+
+    fn roots(&self) -> Result<RootCertStore, Error> {
+        let mut pems = self.ca_pems.clone();
+        for path in &self.ca_files {
+            pems.push(std::fs::read(path).map_err(|e| {
+                Error::tls(format!(
+                    "reading CA certificate file {}: {e}",
+                    path.display()
+                ))
+            })?);
+        }
+        if self.dev_certificate {
+            pems.push(dev::user_certificate_pem()?.into_bytes());
+        }
+        let mut roots = root_store(&pems, "CA certificate")?;
+        if self.system_roots {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+        Ok(roots)
+    }
+
     pub(crate) fn build(&self) -> Result<rustls::ClientConfig, Error> {
         let provider = self.provider.clone().unwrap_or_else(default_provider);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::tls(e.to_string()))?;
-        let builder = if self.skip_verification {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SkipVerification(provider)))
+        let pins = self.pins()?;
+        let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if self
+            .skip_verification
+        {
+            Arc::new(SkipVerification(provider))
+        } else if !pins.is_empty() {
+            Arc::new(Pinned {
+                pins,
+                check_name: self.check_pinned_name,
+                provider,
+            })
         } else {
-            let mut roots = root_store(&self.ca_pems, "CA certificate")?;
-            if self.system_roots {
-                let native = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(native.certs);
-            }
+            let roots = self.roots()?;
             if roots.is_empty() {
                 return Err(Error::tls(
-                    "no trust roots: call `.ca_certificate(pem)` or `.with_system_roots()` on the ClientTlsConfig",
-                ));
+                        "no trust: call `.ca_certificate(pem)`, `.with_system_roots()`, `.trust_dev_certificate()` \
+                         or `.pin_certificate(pem)` on the ClientTlsConfig",
+                    ));
             }
-            builder.with_root_certificates(roots)
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| Error::tls(format!("trust roots: {e}")))?;
+            Arc::new(Explaining(webpki))
         };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
         let mut config = match &self.identity {
             None => builder.with_no_client_auth(),
             Some(identity) => {
@@ -290,54 +384,6 @@ impl ClientTlsConfig {
         };
         config.alpn_protocols = vec![ALPN_H3.to_vec()];
         Ok(config)
-    }
-}
-
-#[derive(Debug)]
-struct SkipVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -364,6 +410,16 @@ mod tests {
         assert!(err.to_string().contains("private key"), "{err}");
         let err = ClientTlsConfig::new().build().unwrap_err();
         assert!(err.to_string().contains("ca_certificate"), "{err}");
+        let err = ClientTlsConfig::new()
+            .ca_certificate_file("/nonexistent/ca.pem")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        let err = ClientTlsConfig::new()
+            .pin_sha256("abc")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("64 hex digits"), "{err}");
     }
 
     #[test]
@@ -372,7 +428,7 @@ mod tests {
         let result = ClientTlsConfig::new().with_system_roots().build();
         if native.certs.is_empty() {
             let err = result.unwrap_err();
-            assert!(err.to_string().contains("no trust roots"), "{err}");
+            assert!(err.to_string().contains("no trust"), "{err}");
         } else {
             result.expect("the OS root store is usable");
         }
