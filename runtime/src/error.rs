@@ -17,7 +17,11 @@ pub enum ErrorKind {
 }
 
 /// A setup error, with a message saying what to do about it.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` form is readable too (`Tls: reading the certificate file
+/// ...`), since that is what `fn main() -> Result<(), Box<dyn Error>>`
+/// prints.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -54,6 +58,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
     }
 }
 

@@ -136,5 +136,10 @@ fn the_binaries_work_from_the_command_line() {
     let status = server.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(lines.next().unwrap().unwrap(), "interop_server stopped");
-    let _ = std::fs::remove_file(pem);
+    // The certificate is the user's development certificate, kept for the
+    // next run, not a temporary file left behind.
+    assert_eq!(
+        std::path::Path::new(&pem),
+        grpc_h3::tls::DevCertificate::user_path().unwrap()
+    );
 }

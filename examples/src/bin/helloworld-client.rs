@@ -10,14 +10,19 @@ use grpc_h3_examples::helloworld::greeter_client::GreeterClient;
 use grpc_h3_examples::helloworld::HelloRequest;
 
 /// Says hello to helloworld.Greeter over HTTP/3.
+///
+/// Start `helloworld-server` first, as the same user: this client trusts
+/// its development certificate unless given `--ca`.
 #[derive(Parser)]
+#[command(about, long_about = None)]
 struct Args {
     /// Server address.
-    #[arg(long, default_value = "https://127.0.0.1:50051")]
+    #[arg(long, default_value = "https://localhost:50051")]
     addr: String,
-    /// PEM certificate to trust (the server's development certificate by default).
-    #[arg(long, default_value_os_t = std::env::temp_dir().join("grpc-h3-dev-cert.pem"))]
-    ca: PathBuf,
+    /// PEM certificate of the CA to trust, instead of the development
+    /// certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// Who to greet.
     #[arg(long, default_value = "world")]
     name: String,
@@ -26,15 +31,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let ca = std::fs::read(&args.ca).map_err(|e| {
-        format!(
-            "reading {}: {e}; start helloworld-server first or pass --ca",
-            args.ca.display()
-        )
-    })?;
-    let channel = Channel::builder(&args.addr)
-        .tls_config(ClientTlsConfig::new().ca_certificate(ca))
-        .build()?;
+    let tls = match args.ca {
+        Some(ca) => ClientTlsConfig::new().ca_certificate_file(ca),
+        None => ClientTlsConfig::new().trust_dev_certificate(),
+    };
+    let channel = Channel::builder(&args.addr).tls_config(tls).build()?;
     let client = GreeterClient::new(channel);
     let mut request = Request::new(HelloRequest { name: args.name });
     request.set_timeout(Duration::from_secs(5));

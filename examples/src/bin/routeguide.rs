@@ -1,5 +1,6 @@
 //! Runs a RouteGuide server and exercises all four call kinds against it.
 
+use clap::Parser;
 use grpc_h3::server::Server;
 use grpc_h3_examples::local;
 use grpc_h3_examples::route_guide::{sample_features, MyRouteGuide};
@@ -7,8 +8,17 @@ use grpc_h3_examples::routeguide::route_guide_client::RouteGuideClient;
 use grpc_h3_examples::routeguide::route_guide_server::RouteGuideServer;
 use grpc_h3_examples::routeguide::{Point, Rectangle, RouteNote};
 
+/// Starts a RouteGuide server on an ephemeral UDP port (development
+/// certificate) and makes one call of each kind against it: GetFeature
+/// (unary), ListFeatures (server streaming), RecordRoute (client streaming)
+/// and RouteChat (bidirectional).
+#[derive(Parser)]
+#[command(about)]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    Args::parse();
     let server = local::start(
         Server::builder().add_service(RouteGuideServer::new(MyRouteGuide::new(sample_features()))),
     )?;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use clap::Parser;
 use grpc_h3::server::Server;
 use grpc_h3::Request;
 use grpc_h3_examples::local;
@@ -20,8 +21,17 @@ fn authorized<T>(message: T) -> Request<T> {
     request
 }
 
+/// Starts the UserService on an ephemeral UDP port (development
+/// certificate) and shows what a production API needs: a call without a
+/// bearer token (UNAUTHENTICATED), initial and trailing metadata, NOT_FOUND
+/// with typed details, and a deadline shorter than the handler.
+#[derive(Parser)]
+#[command(about)]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    Args::parse();
     let service = MyUserService::new("demo-token", Duration::from_millis(20));
     let server = local::start(Server::builder().add_service(UserServiceServer::new(service)))?;
     let client = UserServiceClient::new(server.channel.clone()).timeout(Duration::from_secs(2));

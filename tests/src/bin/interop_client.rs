@@ -24,7 +24,8 @@ struct Args {
     /// Name to verify the certificate against (and send as :authority).
     #[arg(long = "server_host_override")]
     server_host_override: Option<String>,
-    /// PEM certificate(s) to trust; the system roots otherwise.
+    /// PEM certificate(s) to trust; otherwise the system roots and, if there
+    /// is one, the current user's development certificate.
     #[arg(long = "ca_file")]
     ca_file: Option<PathBuf>,
     /// One case, a comma-separated list, or `all`.
@@ -50,7 +51,15 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => ClientTlsConfig::new().with_system_roots(),
+        None => {
+            let tls = ClientTlsConfig::new().with_system_roots();
+            let has_dev = grpc_h3::tls::DevCertificate::user_path().is_ok_and(|p| p.exists());
+            if has_dev {
+                tls.trust_dev_certificate()
+            } else {
+                tls
+            }
+        }
     };
     if let Some(name) = &args.server_host_override {
         tls = tls.server_name(name);

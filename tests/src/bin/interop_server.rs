@@ -1,9 +1,10 @@
 //! grpc's interop `TestService` over HTTP/3.
 //!
 //! `interop_server --port 10000` listens on 127.0.0.1 and ::1 (UDP), or on
-//! `--host`. Without `--tls_cert_file/--tls_key_file` it makes a development
-//! certificate and prints where its PEM is (for `interop_client --ca_file`).
-//! SIGTERM or Ctrl-C drains gracefully.
+//! `--host`. Without `--tls_cert_file/--tls_key_file` it uses the current
+//! user's development certificate and prints where it is (for
+//! `interop_client --ca_file`, which also trusts it by default). SIGTERM or
+//! Ctrl-C drains gracefully.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use grpc_h3::CancellationToken;
 
 /// Serves grpc.testing.TestService over HTTP/3.
 #[derive(Parser)]
+#[command(about, long_about = None)]
 struct Args {
     /// UDP port (0 picks one).
     #[arg(long, default_value_t = 10000)]
@@ -45,13 +47,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--use_tls=false is not possible: HTTP/3 always runs over TLS".into());
     }
     let (cert, key) = match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(cert), Some(key)) => (std::fs::read(cert)?, std::fs::read(key)?),
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
+            };
+            (read(cert)?, read(key)?)
+        }
         _ => {
-            let dev = DevCertificate::localhost()?;
-            let path =
-                std::env::temp_dir().join(format!("grpc-h3-interop-{}.pem", std::process::id()));
-            std::fs::write(&path, dev.cert_pem())?;
-            println!("development certificate PEM: {}", path.display());
+            let dev = DevCertificate::for_this_user()?;
+            println!(
+                "development certificate PEM: {}",
+                DevCertificate::user_path()?.display()
+            );
             (
                 dev.cert_pem().as_bytes().to_vec(),
                 dev.key_pem().as_bytes().to_vec(),
