@@ -1,6 +1,13 @@
 //! Example services for grpc-h3, generated from `proto/` by `build.rs`,
 //! with their implementations. The binaries in `src/bin` run them.
 
+/// The README's Rust snippets, compiled (and run, unless marked `no_run`)
+/// as doctests of this crate, which has the `helloworld` package they
+/// include. A change that breaks a README snippet fails `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod greeter;
 pub mod local;
 pub mod route_guide;

@@ -18,6 +18,13 @@ pub enum ErrorKind {
 
 /// A setup error, with a message saying what to do about it.
 ///
+/// ```
+/// use grpc_h3::{Channel, ErrorKind};
+/// let err = Channel::builder("http://localhost:50051").build().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert!(err.to_string().contains("HTTP/3 always uses TLS"));
+/// ```
+///
 /// Its `Debug` form is readable too (`Tls: reading the certificate file
 /// ...`), since that is what `fn main() -> Result<(), Box<dyn Error>>`
 /// prints.

@@ -4,6 +4,36 @@
 //! - [`Channel`] calls them: unary, server streaming, client streaming and
 //!   bidirectional streaming, with deadlines, cancellation, metadata and
 //!   compression.
+//! - [`tls`] sets up trust: CA roots, system roots, pinned certificates,
+//!   and a per-user development certificate.
+//!
+//! # Quick start
+//!
+//! Generate a service with `grpc-h3-build` in `build.rs`
+//! (`grpc_h3_build::compile_protos(&["helloworld.proto"], &["."])`),
+//! include it with [`include_proto!`], implement its trait, then serve it
+//! and call it (the repository's README has the whole project):
+//!
+//! ```no_run
+//! # use grpc_h3::server::{NamedService, Service};
+//! # async fn quick_start(greeter: impl Service + NamedService) -> Result<(), Box<dyn std::error::Error>> {
+//! use grpc_h3::server::Server;
+//! use grpc_h3::tls::ClientTlsConfig;
+//! use grpc_h3::Channel;
+//!
+//! // `greeter` is the generated `GreeterServer::new(MyGreeter)`.
+//! let server = Server::builder()
+//!     .dev_certificate()
+//!     .add_service(greeter)
+//!     .bind("127.0.0.1:50051".parse()?)?;
+//! tokio::spawn(server.serve());
+//!
+//! let channel = Channel::builder("https://localhost:50051")
+//!     .tls_config(ClientTlsConfig::new().trust_dev_certificate())
+//!     .build()?;
+//! // let reply = GreeterClient::new(channel).say_hello(request).await?;
+//! # let _ = channel; Ok(()) }
+//! ```
 //!
 //! The protocol logic (framing, status, metadata, timeouts, compression,
 //! limits) lives in the I/O-free [`grpc_h3_core`] crate, re-exported here;

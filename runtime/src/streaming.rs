@@ -63,6 +63,18 @@ enum State {
 /// [`Streaming::trailers`] then holds the trailing metadata. Dropping a
 /// client's `Streaming` before the end cancels the call (RESET_STREAM and
 /// STOP_SENDING with H3_REQUEST_CANCELLED).
+///
+/// ```
+/// # async fn read(mut replies: grpc_h3::Streaming<String>) -> Result<(), grpc_h3::Status> {
+/// while let Some(reply) = replies.message().await? {
+///     println!("{reply}");
+/// }
+/// // The stream ended with OK; trailing metadata came with it.
+/// let trailers = replies.trailers();
+/// # let _ = trailers; Ok(()) }
+/// ```
+///
+/// It is also a [`Stream`](futures_core::Stream) of `Result<T, Status>`.
 pub struct Streaming<T> {
     body: Option<Box<dyn RecvBody>>,
     decoder: FrameDecoder,

@@ -14,6 +14,28 @@
 //! the `grpc-h3` crate, an HTTP/2 one later) move headers and bytes and call
 //! into this crate for every protocol decision, so all of it is unit-tested
 //! without sockets.
+//!
+//! # Quick start
+//!
+//! A message on the wire and back, and the status a server ends a call with:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use grpc_h3_core::{BytesCodec, FrameDecoder, FrameEncoder, Status};
+//!
+//! let mut encoder = FrameEncoder::new(None, 4 << 20);
+//! let frame = encoder.encode(&mut BytesCodec, Bytes::from_static(b"hello")).unwrap();
+//! assert_eq!(&frame[..5], &[0, 0, 0, 0, 5]); // uncompressed, 5 bytes
+//!
+//! let mut decoder = FrameDecoder::new(None, 4 << 20);
+//! decoder.push(frame);
+//! assert_eq!(decoder.next_message().unwrap().unwrap(), "hello");
+//!
+//! let mut trailers = http::HeaderMap::new();
+//! Status::not_found("no such user ✓").write_trailers(&mut trailers);
+//! assert_eq!(trailers["grpc-status"], "5");
+//! assert_eq!(trailers["grpc-message"], "no such user %E2%9C%93");
+//! ```
 
 pub mod codec;
 pub mod compression;

@@ -72,7 +72,20 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// Configures a [`Channel`].
+/// Configures a [`Channel`]; every setting has a default, documented on its
+/// method.
+///
+/// ```
+/// use std::time::Duration;
+/// use grpc_h3::{tls::ClientTlsConfig, Channel};
+/// let channel = Channel::builder("https://api.example.com")
+///     .tls_config(ClientTlsConfig::new().with_system_roots())
+///     .connect_timeout(Duration::from_secs(5))
+///     .idle_timeout(Duration::from_secs(30))
+///     .wait_for_ready(true)
+///     .build();
+/// # let _ = channel;
+/// ```
 #[derive(Debug)]
 pub struct ChannelBuilder {
     uri: String,

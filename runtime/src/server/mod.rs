@@ -55,7 +55,20 @@ use stats::{Gauge, Held, Meters};
 
 use crate::Error;
 
-/// Entry point: `Server::builder()`.
+/// Entry point: `Server::builder()`; see [`ServerBuilder`] for every
+/// setting.
+///
+/// ```no_run
+/// # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+/// grpc_h3::server::Server::builder()
+///     .tls_identity_files("cert.pem", "key.pem")
+///     .add_service(service)
+///     .serve_with_shutdown("0.0.0.0:50051".parse().unwrap(), async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Server;
 
@@ -95,7 +108,26 @@ impl Shared {
     }
 }
 
-/// A server bound to its UDP socket, ready to serve.
+/// A server bound to its UDP socket, ready to serve: binding first tells the
+/// address (port 0 picks a free one) and gives a [`ServerHandle`] before
+/// serving starts.
+///
+/// ```no_run
+/// # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+/// let server = grpc_h3::server::Server::builder()
+///     .dev_certificate()
+///     .add_service(service)
+///     .bind("127.0.0.1:0".parse().unwrap())?;
+/// println!("listening on {}", server.local_addr()?);
+/// let handle = server.handle();
+/// let stop = grpc_h3::CancellationToken::new();
+/// let serving = tokio::spawn(server.serve_with_shutdown(stop.clone().cancelled_owned()));
+/// // ... later: drain gracefully.
+/// stop.cancel();
+/// serving.await.unwrap()?;
+/// assert_eq!(handle.stats().live_calls, 0);
+/// # Ok(()) }
+/// ```
 pub struct BoundServer {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
