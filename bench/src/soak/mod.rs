@@ -250,6 +250,16 @@ async fn load(cert: &Certificate, scale: Scale) -> Result<(Vec<String>, bool), S
             get(&during, "connections"),
             get(&during, "tasks"),
         ),
+        format!(
+            "load: server counters: {} connections accepted, {} handshake timeouts, {} early-reset closes, {} idle closes, {} header timeouts, {} frames refused, {} connections refused",
+            get(&after, "connections_accepted"),
+            get(&after, "handshake_timeouts"),
+            get(&after, "early_reset_closes"),
+            get(&after, "idle_closes"),
+            get(&after, "header_timeouts"),
+            get(&after, "refused_frames"),
+            get(&after, "connections_refused"),
+        ),
     ];
     lines.push(format!("load: {}", if passed { "PASS" } else { "FAIL" }));
     Ok((lines, passed))

@@ -63,7 +63,9 @@ fn report(handle: &grpc_h3::server::ServerHandle, handlers: &Handlers) -> String
     let pid = std::process::id();
     format!(
         "live_calls={} running_calls={} connections={} tasks={} stop_watchers={} \
-         connections_accepted={} handlers_started={} handlers_finished={} rss_kib={} hwm_kib={}",
+         connections_accepted={} handlers_started={} handlers_finished={} rss_kib={} hwm_kib={} \
+         handshake_timeouts={} early_reset_closes={} idle_closes={} header_timeouts={} \
+         refused_frames={} connections_refused={}",
         s.live_calls,
         s.running_calls,
         s.connections,
@@ -74,6 +76,12 @@ fn report(handle: &grpc_h3::server::ServerHandle, handlers: &Handlers) -> String
         handlers.finished.load(Ordering::Relaxed),
         procfs::status_kib(pid, "VmRSS"),
         procfs::status_kib(pid, "VmHWM"),
+        s.handshake_timeouts,
+        s.early_reset_closes,
+        s.idle_closes,
+        s.header_timeouts,
+        s.refused_frames,
+        s.connections_refused,
     )
 }
 

@@ -29,7 +29,8 @@ thread_local! {
 /// A client UDP endpoint for `bind`'s address family, shared by the
 /// connections opened from this thread: quinn multiplexes any number of
 /// connections over one endpoint, so a new connection pays for no socket,
-/// buffers or driver task of its own. The cache is per thread because an
+/// buffers or driver task of its own. Its socket buffers are as large as
+/// the kernel allows, up to 8 MiB (see `transport::UDP_BUFFER_BYTES`). The cache is per thread because an
 /// endpoint's driver lives on the runtime that created it, and a worker
 /// thread belongs to one runtime; `fresh` replaces an endpoint whose runtime
 /// has shut down.
@@ -40,7 +41,9 @@ fn shared_endpoint(bind: SocketAddr, fresh: bool) -> std::io::Result<quinn::Endp
         match slot {
             Some(endpoint) if !fresh => Ok(endpoint.clone()),
             _ => {
-                let endpoint = quinn::Endpoint::client(bind)?;
+                let socket =
+                    crate::transport::udp_socket(bind, crate::transport::UDP_BUFFER_BYTES)?;
+                let endpoint = crate::transport::endpoint(socket, None)?;
                 *slot = Some(endpoint.clone());
                 Ok(endpoint)
             }

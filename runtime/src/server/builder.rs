@@ -161,7 +161,8 @@ impl ServerBuilder {
             ));
         }
         let (quic, dev_certificate_pem) = self.quic_config()?;
-        let endpoint = quinn::Endpoint::server(quic, addr)
+        let endpoint = transport::udp_socket(addr, self.config.udp_buffer_bytes)
+            .and_then(|socket| transport::endpoint(socket, Some(quic)))
             .map_err(|e| Error::io(&format!("binding UDP {addr}"), e))?;
         Ok(BoundServer {
             endpoint,

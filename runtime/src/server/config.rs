@@ -30,6 +30,7 @@ pub(crate) struct ServerConfig {
     pub(crate) max_connection_idle: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) lazy_response_headers: bool,
+    pub(crate) udp_buffer_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +53,7 @@ impl Default for ServerConfig {
             max_connection_idle: Some(Duration::from_secs(600)),
             timeout: None,
             lazy_response_headers: false,
+            udp_buffer_bytes: crate::transport::UDP_BUFFER_BYTES,
         }
     }
 }
@@ -216,6 +218,18 @@ impl ServerBuilder {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// Size of the UDP socket's receive and send buffers. Under load a QUIC
+    /// server receives many thousands of packets between two reads of its
+    /// socket; what does not fit is dropped by the kernel and must be sent
+    /// again. The kernel may grant less (on Linux at most
+    /// `net.core.rmem_max`; a warning is logged when it grants under
+    /// 1 MiB). Default: 8 MiB.
+    #[must_use]
+    pub fn udp_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.udp_buffer_bytes = bytes;
         self
     }
 

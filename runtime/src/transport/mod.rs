@@ -20,6 +20,48 @@ pub(crate) const MAX_HEADER_LIST_SIZE_CEILING: u64 = 24_576 * 32;
 /// which are read no further than their type.
 const MAX_UNI_STREAMS: u32 = 16;
 
+/// The UDP socket buffers grpc-h3 asks for, each way: 8 MiB. The kernel's
+/// usual default (about 200 KiB) overflows at a few thousand packets in
+/// flight, and a QUIC endpoint under load then loses packets before QUIC
+/// sees them; the kernel lowers the request to its maximum
+/// (`net.core.rmem_max` / `wmem_max` on Linux).
+pub(crate) const UDP_BUFFER_BYTES: usize = 8 << 20;
+
+/// Binds a UDP socket for a QUIC endpoint, with socket buffers of up to
+/// `buffer_bytes` each way (best effort: the kernel may grant less).
+pub(crate) fn udp_socket(
+    addr: std::net::SocketAddr,
+    buffer_bytes: usize,
+) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+    let _ = state.set_recv_buffer_size((&socket).into(), buffer_bytes);
+    let _ = state.set_send_buffer_size((&socket).into(), buffer_bytes);
+    let granted = state.recv_buffer_size((&socket).into()).unwrap_or(0);
+    if granted < buffer_bytes.min(1 << 20) {
+        tracing::warn!(
+            requested = buffer_bytes,
+            granted,
+            "the kernel granted a small UDP receive buffer; under load packets will be dropped \
+             before QUIC sees them (raise net.core.rmem_max)"
+        );
+    }
+    Ok(socket)
+}
+
+/// A QUIC endpoint on `socket`, driven by tokio.
+pub(crate) fn endpoint(
+    socket: std::net::UdpSocket,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket,
+        std::sync::Arc::new(quinn::TokioRuntime),
+    )
+}
+
 /// Which side a transport configuration is for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Side {
@@ -127,6 +169,23 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn udp_sockets_get_the_largest_buffers_the_kernel_allows() {
+        let socket = udp_socket("127.0.0.1:0".parse().unwrap(), UDP_BUFFER_BYTES).unwrap();
+        let state = quinn_udp::UdpSocketState::new((&socket).into()).unwrap();
+        let granted = state.recv_buffer_size((&socket).into()).unwrap();
+        // Linux caps a request at net.core.rmem_max (and reports twice the
+        // value it keeps for bookkeeping); elsewhere, expect the request.
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(UDP_BUFFER_BYTES);
+        assert!(
+            granted >= UDP_BUFFER_BYTES.min(cap),
+            "granted {granted}, asked {UDP_BUFFER_BYTES}, kernel cap {cap}"
+        );
     }
 
     #[test]
