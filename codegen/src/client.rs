@@ -25,50 +25,72 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
 
             #service_docs
             #[doc = ""]
+            #[doc = " Calls go through `T`, a grpc-h3 `Channel` unless"]
+            #[doc = " chosen otherwise: any `tower::Service` over gRPC `http` requests"]
+            #[doc = " (a channel behind layers or an interceptor, another HTTP client)."]
             #[doc = " Cheap to clone: clones share the channel and its connection."]
             #[derive(Debug, Clone)]
-            pub struct #client {
-                channel: #rt::codegen::Channel,
-                options: #rt::codegen::CallOptions,
+            pub struct #client<T = #rt::codegen::Channel> {
+                inner: #rt::codegen::Grpc<T>,
             }
 
-            impl #client {
+            impl<T> #client<T> {
                 /// The fully qualified service name.
                 pub const SERVICE_NAME: &'static str = #full;
 
-                /// A client calling the service over `channel`.
-                pub fn new(channel: #rt::codegen::Channel) -> Self {
-                    Self { channel, options: #rt::codegen::CallOptions::default() }
+                /// A client calling the service through `inner`.
+                pub fn new(inner: T) -> Self {
+                    Self { inner: #rt::codegen::Grpc::new(inner) }
+                }
+
+                /// A client whose calls pass `interceptor` first, which may
+                /// add metadata (credentials) or refuse them.
+                pub fn with_interceptor<F>(
+                    inner: T,
+                    interceptor: F,
+                ) -> #client<#rt::codegen::InterceptedService<T, F>>
+                where
+                    F: #rt::codegen::Interceptor,
+                {
+                    #client::new(#rt::codegen::InterceptedService::new(inner, interceptor))
                 }
 
                 /// Compresses request messages with `encoding`. Default: uncompressed.
                 #[must_use]
                 pub fn send_compressed(mut self, encoding: #rt::codegen::CompressionEncoding) -> Self {
-                    self.options.send_compression = Some(encoding);
+                    self.inner.options_mut().send_compression = Some(encoding);
                     self
                 }
 
                 /// Largest response message accepted. Default: 4 MiB.
                 #[must_use]
                 pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
-                    self.options.max_decoding_message_size = limit;
+                    self.inner.options_mut().max_decoding_message_size = limit;
                     self
                 }
 
                 /// Largest request message sent. Default: 4 GiB - 1.
                 #[must_use]
                 pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
-                    self.options.max_encoding_message_size = limit;
+                    self.inner.options_mut().max_encoding_message_size = limit;
                     self
                 }
 
                 /// Timeout for calls whose request sets none. Default: none.
                 #[must_use]
                 pub fn timeout(mut self, timeout: #rt::codegen::Duration) -> Self {
-                    self.options.timeout = Some(timeout);
+                    self.inner.options_mut().timeout = Some(timeout);
                     self
                 }
+            }
 
+            impl<T> #client<T>
+            where
+                T: #rt::codegen::GrpcService<#rt::codegen::Body> + Clone + Send + Sync + 'static,
+                T::Future: Send,
+                T::ResponseBody: Send + 'static,
+                <T::ResponseBody as #rt::codegen::http_body::Body>::Error: Into<#rt::codegen::BoxError>,
+            {
                 #(#methods)*
             }
         }
@@ -83,6 +105,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
     let docs = names::docs_or(&method.comments, &default_doc);
     let deprecated = names::deprecated(method.options.deprecated);
     let codec = quote!(#rt::codegen::ProstCodec::default());
+    let path_value = quote!(#rt::codegen::http::uri::PathAndQuery::from_static(#path));
     let status = quote!(#rt::codegen::Status);
     match (method.client_streaming, method.server_streaming) {
         (false, false) => quote! {
@@ -93,7 +116,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 request: impl #rt::codegen::IntoRequest<#input>,
             ) -> Result<#rt::codegen::Response<#output>, #status> {
                 let request = #rt::codegen::IntoRequest::into_request(request);
-                self.channel.unary(request, #path, #codec, &self.options).await
+                self.inner.unary(request, #path_value, #codec).await
             }
         },
         (false, true) => quote! {
@@ -104,7 +127,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 request: impl #rt::codegen::IntoRequest<#input>,
             ) -> Result<#rt::codegen::Response<#rt::codegen::Streaming<#output>>, #status> {
                 let request = #rt::codegen::IntoRequest::into_request(request);
-                self.channel.server_streaming(request, #path, #codec, &self.options).await
+                self.inner.server_streaming(request, #path_value, #codec).await
             }
         },
         (true, false) => quote! {
@@ -115,7 +138,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 request: impl #rt::codegen::IntoStreamingRequest<Message = #input>,
             ) -> Result<#rt::codegen::Response<#output>, #status> {
                 let request = #rt::codegen::IntoStreamingRequest::into_streaming_request(request);
-                self.channel.client_streaming(request, #path, #codec, &self.options).await
+                self.inner.client_streaming(request, #path_value, #codec).await
             }
         },
         (true, true) => quote! {
@@ -126,7 +149,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 request: impl #rt::codegen::IntoStreamingRequest<Message = #input>,
             ) -> Result<#rt::codegen::Response<#rt::codegen::Streaming<#output>>, #status> {
                 let request = #rt::codegen::IntoStreamingRequest::into_streaming_request(request);
-                self.channel.streaming(request, #path, #codec, &self.options).await
+                self.inner.streaming(request, #path_value, #codec).await
             }
         },
     }

@@ -28,7 +28,7 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
         .methods
         .iter()
         .zip(types)
-        .map(|(m, t)| dispatch_arm(m, t, rt));
+        .map(|(m, t)| dispatch_arm(&full, m, t, rt));
     quote! {
         #[doc = #module_doc]
         pub mod #module {
@@ -45,26 +45,74 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
             }
 
             #[doc = #server_doc]
+            #[doc = ""]
+            #[doc = " It is a `tower::Service` over `http` requests: it can sit behind tower"]
+            #[doc = " layers, and be served by any server that speaks gRPC's HTTP mapping."]
             #[derive(Debug)]
             pub struct #server<T> {
                 inner: #rt::codegen::Arc<T>,
+                settings: #rt::codegen::ServiceSettings,
             }
 
             impl<T> #server<T> {
                 /// Wraps an implementation.
                 pub fn new(inner: T) -> Self {
-                    Self { inner: #rt::codegen::Arc::new(inner) }
+                    Self::from_arc(#rt::codegen::Arc::new(inner))
                 }
 
                 /// Wraps an implementation that is shared elsewhere too.
                 pub fn from_arc(inner: #rt::codegen::Arc<T>) -> Self {
-                    Self { inner }
+                    Self { inner, settings: ::core::default::Default::default() }
+                }
+
+                /// Wraps an implementation behind an interceptor, which sees
+                /// (and may change or refuse) every call's metadata first.
+                pub fn with_interceptor<F>(
+                    inner: T,
+                    interceptor: F,
+                ) -> #rt::codegen::InterceptedService<Self, F>
+                where
+                    F: #rt::codegen::Interceptor,
+                {
+                    #rt::codegen::InterceptedService::new(Self::new(inner), interceptor)
+                }
+
+                /// Largest request message accepted by this service.
+                /// Default: the server's (4 MiB unless changed).
+                #[must_use]
+                pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+                    self.settings.max_decoding_message_size(limit);
+                    self
+                }
+
+                /// Largest response message sent by this service.
+                /// Default: the server's (4 GiB - 1 unless changed).
+                #[must_use]
+                pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+                    self.settings.max_encoding_message_size(limit);
+                    self
+                }
+
+                /// Accepts requests compressed with `encoding`. Default: the
+                /// server's (every encoding compiled in).
+                #[must_use]
+                pub fn accept_compressed(mut self, encoding: #rt::codegen::CompressionEncoding) -> Self {
+                    self.settings.accept_compressed(encoding);
+                    self
+                }
+
+                /// Compresses responses with `encoding` when the client
+                /// accepts it. Default: the server's (uncompressed).
+                #[must_use]
+                pub fn send_compressed(mut self, encoding: #rt::codegen::CompressionEncoding) -> Self {
+                    self.settings.send_compressed(encoding);
+                    self
                 }
             }
 
             impl<T> Clone for #server<T> {
                 fn clone(&self) -> Self {
-                    Self { inner: self.inner.clone() }
+                    Self { inner: self.inner.clone(), settings: self.settings.clone() }
                 }
             }
 
@@ -73,15 +121,32 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
             }
 
             #[allow(deprecated, clippy::match_single_binding)]
-            impl<T: #service_trait> #rt::codegen::Service for #server<T> {
-                fn call(
-                    &self,
-                    method: &str,
-                    call: #rt::codegen::ServerCall,
-                ) -> Option<#rt::codegen::CallFuture> {
-                    match method {
+            impl<T, B> #rt::codegen::Service<#rt::codegen::http::Request<B>> for #server<T>
+            where
+                T: #service_trait,
+                B: #rt::codegen::http_body::Body<Data = #rt::codegen::Bytes> + Send + 'static,
+                B::Error: Into<#rt::codegen::BoxError>,
+            {
+                type Response = #rt::codegen::http::Response<#rt::codegen::Body>;
+                type Error = #rt::codegen::Infallible;
+                type Future = #rt::codegen::BoxFuture<Result<Self::Response, Self::Error>>;
+
+                fn poll_ready(
+                    &mut self,
+                    _cx: &mut #rt::codegen::Context<'_>,
+                ) -> #rt::codegen::Poll<Result<(), Self::Error>> {
+                    #rt::codegen::Poll::Ready(Ok(()))
+                }
+
+                fn call(&mut self, request: #rt::codegen::http::Request<B>) -> Self::Future {
+                    let inner = self.inner.clone();
+                    let settings = self.settings.clone();
+                    match request.uri().path() {
                         #(#arms)*
-                        _ => None,
+                        _ => {
+                            let answer = #rt::codegen::unimplemented(&request);
+                            Box::pin(async move { Ok(answer) })
+                        }
                     }
                 }
             }
@@ -126,9 +191,14 @@ fn trait_items(method: &Method, types: &MethodTypes, rt: &TokenStream) -> TokenS
     }
 }
 
-fn dispatch_arm(method: &Method, types: &MethodTypes, rt: &TokenStream) -> TokenStream {
+fn dispatch_arm(
+    service: &str,
+    method: &Method,
+    types: &MethodTypes,
+    rt: &TokenStream,
+) -> TokenStream {
     let name = names::ident(&method.name);
-    let proto_name = &method.proto_name;
+    let path = format!("/{service}/{}", method.proto_name);
     let (input, output) = (&types.input, &types.output);
     let kind = match (method.client_streaming, method.server_streaming) {
         (false, false) => quote!(unary),
@@ -137,13 +207,14 @@ fn dispatch_arm(method: &Method, types: &MethodTypes, rt: &TokenStream) -> Token
         (true, true) => quote!(streaming),
     };
     quote! {
-        #proto_name => {
-            let inner = self.inner.clone();
-            Some(Box::pin(#rt::codegen::#kind(
-                call,
+        #path => Box::pin(async move {
+            #rt::codegen::#kind(
+                request,
+                &settings,
                 #rt::codegen::ProstCodec::<#output, #input>::default(),
                 move |request| async move { inner.#name(request).await },
-            )))
-        }
+            )
+            .await
+        }),
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use grpc_h3::server::Server;
-use grpc_h3::{CallOptions, Code, Request};
+use grpc_h3::{Code, Request};
 use grpc_h3_examples::greeter::MyGreeter;
 use grpc_h3_examples::helloworld::greeter_client::GreeterClient;
 use grpc_h3_examples::helloworld::greeter_server::GreeterServer;
@@ -243,13 +243,11 @@ async fn user_service_auth_details_deadlines_and_metadata() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_without_methods_answers_unimplemented() {
     let running = start().await;
-    let status = running
-        .channel
+    let status = grpc_h3::client::Grpc::new(running.channel.clone())
         .unary(
             Request::new(()),
-            "/user.v1.AdminService/Anything",
+            http::uri::PathAndQuery::from_static("/user.v1.AdminService/Anything"),
             grpc_h3::codegen::ProstCodec::<(), ()>::default(),
-            &CallOptions::default(),
         )
         .await
         .unwrap_err();

@@ -19,10 +19,13 @@ pub enum ErrorKind {
 /// A setup error, with a message saying what to do about it.
 ///
 /// ```
-/// use grpc_h3::{Channel, ErrorKind};
-/// let err = Channel::builder("http://localhost:50051").build().unwrap_err();
+/// use grpc_h3::{Channel, ErrorKind, Transport};
+/// let err = Channel::builder("http://localhost:50051")
+///     .transport(Transport::Http3)
+///     .build()
+///     .unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Config);
-/// assert!(err.to_string().contains("HTTP/3 always uses TLS"));
+/// assert!(err.to_string().contains("need an https:// URI"));
 /// ```
 ///
 /// Its `Debug` form is readable too (`Tls: reading the certificate file

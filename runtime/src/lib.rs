@@ -1,9 +1,17 @@
-//! gRPC over HTTP/3 for Rust, on quinn, h3, tokio and prost.
+//! gRPC over HTTP/3 for Rust, on quinn, h3, tokio and prost, with HTTP/2
+//! (hyper) beside it.
 //!
-//! - [`server::Server`] serves [`server::Service`]s over QUIC.
-//! - [`Channel`] calls them: unary, server streaming, client streaming and
-//!   bidirectional streaming, with deadlines, cancellation, metadata and
-//!   compression.
+//! - [`server::Server`] serves generated services (and any `tower::Service`
+//!   over gRPC `http` requests, tonic's included) over HTTP/3 and HTTP/2 on
+//!   one port.
+//! - [`Channel`] calls them over HTTP/3 or HTTP/2: unary, server streaming,
+//!   client streaming and bidirectional streaming, with deadlines,
+//!   cancellation, metadata and compression. It is a `tower::Service`, so
+//!   layers fit between it and a generated client.
+//! - Both sides are made of `http` + `http-body` + `tower` parts: requests
+//!   carry their [`GrpcMethod`], [`PeerInfo`], [`Transport`] and
+//!   [`Deadline`] in their extensions, and [interceptors](Interceptor) and
+//!   tower layers see them.
 //! - [`tls`] sets up trust: CA roots, system roots, pinned certificates,
 //!   and a per-user development certificate.
 //!
@@ -15,8 +23,8 @@
 //! and call it (the repository's README has the whole project):
 //!
 //! ```no_run
-//! # use grpc_h3::server::{NamedService, Service};
-//! # async fn quick_start(greeter: impl Service + NamedService) -> Result<(), Box<dyn std::error::Error>> {
+//! # use grpc_h3::server::{GrpcRoute, NamedService};
+//! # async fn quick_start(greeter: impl GrpcRoute + NamedService) -> Result<(), Box<dyn std::error::Error>> {
 //! use grpc_h3::server::Server;
 //! use grpc_h3::tls::ClientTlsConfig;
 //! use grpc_h3::Channel;
@@ -37,23 +45,32 @@
 //!
 //! The protocol logic (framing, status, metadata, timeouts, compression,
 //! limits) lives in the I/O-free [`grpc_h3_core`] crate, re-exported here;
-//! this crate adds the HTTP/3 transport, TLS and the call machinery.
+//! this crate adds the transports (HTTP/3 on quinn + h3, HTTP/2 on hyper),
+//! TLS and the call machinery.
 
+mod body;
 pub mod client;
 mod error;
+mod errors;
+mod extensions;
+mod interceptor;
 mod message;
+mod messages;
 pub mod server;
-mod streaming;
 pub mod tls;
 mod transport;
 
+pub use body::{Body, BoxError};
 pub use client::{CallOptions, Channel};
 pub use error::{Error, ErrorKind};
+pub use errors::{status_from_error, TransportError};
+pub use extensions::{Deadline, GrpcMethod, PeerInfo, Transport};
 pub use grpc_h3_core::{
     codec, compression, metadata, Code, CompressionEncoding, Metadata, MetadataError, Status,
 };
-pub use message::{IntoRequest, IntoStreamingRequest, PeerInfo, Request, Response};
-pub use streaming::Streaming;
+pub use interceptor::{AsyncInterceptedService, AsyncInterceptor, InterceptedService, Interceptor};
+pub use message::{IntoRequest, IntoStreamingRequest, Request, Response};
+pub use messages::Streaming;
 pub use tokio_util::sync::CancellationToken;
 
 /// Includes the code generated for a protobuf package by
@@ -97,18 +114,28 @@ pub mod fuzzing {
 /// Not a stable API for hand-written code.
 #[doc(hidden)]
 pub mod codegen {
-    pub use crate::client::{CallOptions, Channel};
+    pub use crate::client::{CallOptions, Channel, Grpc, GrpcService};
     pub use crate::server::{
-        client_streaming, server_streaming, streaming, unary, CallFuture, NamedService, ServerCall,
-        Service,
+        client_streaming, server_streaming, streaming, unary, unimplemented, NamedService,
+        ServiceSettings,
     };
     pub use crate::{
-        CompressionEncoding, IntoRequest, IntoStreamingRequest, Request, Response, Status,
-        Streaming,
+        Body, BoxError, CompressionEncoding, InterceptedService, Interceptor, IntoRequest,
+        IntoStreamingRequest, Request, Response, Status, Streaming,
     };
+    pub use bytes::Bytes;
     pub use futures_core::Stream;
     pub use grpc_h3_core::ProstCodec;
+    pub use http;
+    pub use http_body;
+    pub use std::convert::Infallible;
     pub use std::future::Future;
+    pub use std::pin::Pin;
     pub use std::sync::Arc;
+    pub use std::task::{Context, Poll};
     pub use std::time::Duration;
+    pub use tower_service::Service;
+
+    /// A boxed, sendable future: what generated services return.
+    pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 }

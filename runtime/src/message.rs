@@ -1,25 +1,21 @@
 //! [`Request`] and [`Response`]: a message plus its metadata.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use grpc_h3_core::{CompressionEncoding, Metadata};
+use http::Extensions;
 use rustls::pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
-/// Who is on the other end of a call, as a server handler sees it.
-#[derive(Clone, Debug)]
-pub struct PeerInfo {
-    pub(crate) addr: SocketAddr,
-    pub(crate) certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
-}
+use crate::extensions::{Deadline, GrpcMethod, PeerInfo};
 
 /// A request: a message (or a stream of them) with custom metadata.
 ///
 /// On the client, [`Request::set_timeout`] and [`Request::set_compression`]
 /// override the client's defaults for this call. On the server, the request
-/// also tells the deadline and the peer.
+/// also tells the deadline, the peer and the method; all of them, and
+/// whatever layers and interceptors add, are in [`Request::extensions`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,12 +28,11 @@ pub struct PeerInfo {
 pub struct Request<T> {
     metadata: Metadata,
     message: T,
+    extensions: Extensions,
     timeout: Option<Duration>,
     compression: Option<Option<CompressionEncoding>>,
     cancellation: Option<CancellationToken>,
     wait_for_ready: Option<bool>,
-    deadline: Option<Instant>,
-    peer: Option<PeerInfo>,
 }
 
 impl<T> Request<T> {
@@ -46,27 +41,39 @@ impl<T> Request<T> {
         Request {
             metadata: Metadata::new(),
             message,
+            extensions: Extensions::new(),
             timeout: None,
             compression: None,
             cancellation: None,
             wait_for_ready: None,
-            deadline: None,
-            peer: None,
         }
     }
 
-    pub(crate) fn from_server(
-        metadata: Metadata,
-        message: T,
-        deadline: Option<Instant>,
-        peer: PeerInfo,
-    ) -> Request<T> {
+    /// A request from what a server received: its metadata and extensions.
+    pub(crate) fn from_parts(metadata: Metadata, extensions: Extensions, message: T) -> Request<T> {
         Request {
             metadata,
-            deadline,
-            peer: Some(peer),
+            extensions,
             ..Request::new(message)
         }
+    }
+
+    /// The request's extensions: on a server, the [`GrpcMethod`],
+    /// [`PeerInfo`], [`Transport`](crate::Transport) and [`Deadline`] of the
+    /// call, and whatever tower layers and interceptors inserted; on a
+    /// client, what interceptors and layers should see.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Mutable access to the extensions.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// Server: the method this call is for.
+    pub fn method(&self) -> Option<&GrpcMethod> {
+        self.extensions.get()
     }
 
     /// The custom metadata.
@@ -97,6 +104,11 @@ impl<T> Request<T> {
     /// Splits the request into metadata and message.
     pub fn into_parts(self) -> (Metadata, T) {
         (self.metadata, self.message)
+    }
+
+    /// Splits the request into metadata, extensions and message.
+    pub fn into_parts_with_extensions(self) -> (Metadata, Extensions, T) {
+        (self.metadata, self.extensions, self.message)
     }
 
     /// Client: a timeout for this call, sent as `grpc-timeout` and enforced
@@ -154,25 +166,22 @@ impl<T> Request<T> {
         self.wait_for_ready
     }
 
-    /// Server: when the client's deadline passes. The call is cancelled at
+    /// Server: when the call's deadline passes (the client's
+    /// `grpc-timeout`, capped by the server's). The call is cancelled at
     /// that moment; handlers can use this to budget downstream calls.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.extensions.get::<Deadline>().map(|d| d.0)
     }
 
     /// Server: the client's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.peer.as_ref().map(|p| p.addr)
+        self.extensions.get::<PeerInfo>().map(PeerInfo::addr)
     }
 
     /// Server: the certificate chain the client presented (mutual TLS), leaf
     /// first.
     pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
-        self.peer
-            .as_ref()?
-            .certificates
-            .as_deref()
-            .map(Vec::as_slice)
+        self.extensions.get::<PeerInfo>()?.certificates()
     }
 
     /// Swaps in another message, returning the old one.
@@ -180,22 +189,20 @@ impl<T> Request<T> {
         let Request {
             metadata,
             message: old,
+            extensions,
             timeout,
             compression,
             cancellation,
             wait_for_ready,
-            deadline,
-            peer,
         } = self;
         let request = Request {
             metadata,
             message,
+            extensions,
             timeout,
             compression,
             cancellation,
             wait_for_ready,
-            deadline,
-            peer,
         };
         (old, request)
     }
@@ -221,6 +228,7 @@ pub struct Response<T> {
     metadata: Metadata,
     message: T,
     trailers: Metadata,
+    extensions: Extensions,
 }
 
 impl<T> Response<T> {
@@ -230,6 +238,7 @@ impl<T> Response<T> {
             metadata: Metadata::new(),
             message,
             trailers: Metadata::new(),
+            extensions: Extensions::new(),
         }
     }
 
@@ -238,6 +247,29 @@ impl<T> Response<T> {
             metadata,
             message,
             trailers,
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// The response's extensions: on a client, the
+    /// [`Transport`](crate::Transport) the call used and whatever the
+    /// transport or layers attached.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Mutable access to the extensions.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// Replaces the message, keeping metadata, trailers and extensions.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
+        Response {
+            metadata: self.metadata,
+            message: f(self.message),
+            trailers: self.trailers,
+            extensions: self.extensions,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use grpc_h3::client::Grpc;
 use grpc_h3::codegen::ProstCodec;
 use grpc_h3::{
     CallOptions, CancellationToken, Channel, Code, CompressionEncoding, Request, Status,
@@ -214,13 +215,11 @@ impl Runner {
                 ..large_request()
             };
             // A unary call read as a stream of one shows the message flag.
-            let mut replies = self
-                .channel
+            let mut replies = Grpc::with_options(self.channel.clone(), CallOptions::default())
                 .server_streaming(
                     Request::new(request),
-                    "/grpc.testing.TestService/UnaryCall",
+                    http::uri::PathAndQuery::from_static("/grpc.testing.TestService/UnaryCall"),
                     ProstCodec::<SimpleRequest, SimpleResponse>::default(),
-                    &CallOptions::default(),
                 )
                 .await
                 .map_err(failed)?
@@ -287,13 +286,13 @@ impl Runner {
             ..CallOptions::default()
         };
         let requests = tokio_stream::iter(vec![message(true, 27_182), message(false, 45_904)]);
-        let reply = self
-            .channel
+        let reply = Grpc::with_options(self.channel.clone(), options)
             .client_streaming(
                 Request::new(requests),
-                "/grpc.testing.TestService/StreamingInputCall",
+                http::uri::PathAndQuery::from_static(
+                    "/grpc.testing.TestService/StreamingInputCall",
+                ),
                 codec,
-                &options,
             )
             .await
             .map_err(failed)?;
@@ -511,13 +510,11 @@ impl Runner {
             Code::Unimplemented,
             None,
         )?;
-        let newer = self
-            .channel
+        let newer = Grpc::with_options(self.channel.clone(), CallOptions::default())
             .unary(
                 Request::new(Empty {}),
-                "/grpc.testing.TestService/UnimplementedCall",
+                http::uri::PathAndQuery::from_static("/grpc.testing.TestService/UnimplementedCall"),
                 ProstCodec::<Empty, Empty>::default(),
-                &CallOptions::default(),
             )
             .await;
         expect_code(newer, Code::Unimplemented, None)?;

@@ -4,6 +4,7 @@
 //! trait: CompressedResponse needs a per-message compression switch, which
 //! the codec provides ([`FlaggedCodec`]).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,9 +12,8 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use grpc_h3::codegen::{self, CallFuture, NamedService, ProstCodec, ServerCall, Service};
-use grpc_h3::server::ServerReply;
-use grpc_h3::{Code, Metadata, Request, Response, Status, Streaming};
+use grpc_h3::codegen::{self, BoxFuture, NamedService, ProstCodec, ServiceSettings};
+use grpc_h3::{Body, Code, Metadata, Request, Response, Status, Streaming};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -41,18 +41,20 @@ pub struct HandlerProbe {
     pub dropped: AtomicUsize,
 }
 
+type Reply = Result<http::Response<Body>, Infallible>;
+
 /// A handler future that reports to a [`HandlerProbe`].
-struct Probed {
-    call: CallFuture,
+pub struct Probed {
+    call: BoxFuture<Reply>,
     probe: Arc<HandlerProbe>,
     started: bool,
     finished: bool,
 }
 
 impl Future for Probed {
-    type Output = ServerReply;
+    type Output = Reply;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ServerReply> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
         if !self.started {
             self.started = true;
             self.probe.started.fetch_add(1, Ordering::SeqCst);
@@ -83,66 +85,76 @@ impl NamedService for TestService {
     const NAME: &'static str = "grpc.testing.TestService";
 }
 
-impl Service for TestService {
-    fn call(&self, method: &str, call: ServerCall) -> Option<CallFuture> {
-        let call = self.route(method, call)?;
-        Some(Box::pin(Probed {
-            call,
+impl tower_service::Service<http::Request<Body>> for TestService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Probed;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Probed {
+        Probed {
+            call: route(request),
             probe: self.probe.clone(),
             started: false,
             finished: false,
-        }))
+        }
     }
 }
 
-impl TestService {
-    fn route(&self, method: &str, call: ServerCall) -> Option<CallFuture> {
-        match method {
-            "EmptyCall" => Some(Box::pin(codegen::unary(
-                call,
-                ProstCodec::<Empty, Empty>::default(),
-                |_| async { Ok(Response::new(Empty {})) },
-            ))),
+fn route(request: http::Request<Body>) -> BoxFuture<Reply> {
+    let settings = ServiceSettings::default();
+    let method = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    Box::pin(async move {
+        match method.as_str() {
+            "EmptyCall" => {
+                codegen::unary(
+                    request,
+                    &settings,
+                    ProstCodec::<Empty, Empty>::default(),
+                    |_| async { Ok(Response::new(Empty {})) },
+                )
+                .await
+            }
             "UnaryCall" => {
                 // Read as a stream of one to see the request's compressed flag.
                 let codec = FlaggedCodec::<SimpleResponse, SimpleRequest>::default();
                 let flags = codec.clone();
-                Some(Box::pin(codegen::client_streaming(
-                    call,
-                    codec,
-                    move |request| unary_call(request, flags),
-                )))
+                codegen::client_streaming(request, &settings, codec, move |request| {
+                    unary_call(request, flags)
+                })
+                .await
             }
-            "StreamingInputCall" => Some(Box::pin(codegen::client_streaming(
-                call,
-                ProstCodec::<StreamingInputCallResponse, StreamingInputCallRequest>::default(),
-                streaming_input_call,
-            ))),
-            "StreamingOutputCall" => {
+            "StreamingInputCall" => {
+                codegen::client_streaming(
+                    request,
+                    &settings,
+                    ProstCodec::<StreamingInputCallResponse, StreamingInputCallRequest>::default(),
+                    streaming_input_call,
+                )
+                .await
+            }
+            "StreamingOutputCall" | "FullDuplexCall" | "HalfDuplexCall" => {
                 let codec = FlaggedCodec::<StreamingOutputCallResponse, StreamingOutputCallRequest>::default();
                 let flags = codec.clone();
-                Some(Box::pin(codegen::streaming(call, codec, move |request| {
-                    duplex(request, flags, false)
-                })))
-            }
-            "FullDuplexCall" => {
-                let codec = FlaggedCodec::<StreamingOutputCallResponse, StreamingOutputCallRequest>::default();
-                let flags = codec.clone();
-                Some(Box::pin(codegen::streaming(call, codec, move |request| {
-                    duplex(request, flags, false)
-                })))
-            }
-            "HalfDuplexCall" => {
-                let codec = FlaggedCodec::<StreamingOutputCallResponse, StreamingOutputCallRequest>::default();
-                let flags = codec.clone();
-                Some(Box::pin(codegen::streaming(call, codec, move |request| {
-                    duplex(request, flags, true)
-                })))
+                let half = method == "HalfDuplexCall";
+                codegen::streaming(request, &settings, codec, move |request| {
+                    duplex(request, flags, half)
+                })
+                .await
             }
             // UnimplementedCall and anything else: UNIMPLEMENTED.
-            _ => None,
+            _ => Ok(codegen::unimplemented(&request)),
         }
-    }
+    })
 }
 
 fn zeros(size: i32) -> Result<Payload, Status> {

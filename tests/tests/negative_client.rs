@@ -203,8 +203,9 @@ async fn call(
         request.set_timeout(timeout);
     }
     let path = format!("/raw.Bad/{method}");
-    channel
-        .unary(request, &path, ProstCodec::<(), ()>::default(), options)
+    let path: http::uri::PathAndQuery = path.parse().expect("a valid path");
+    grpc_h3::client::Grpc::with_options(channel.clone(), options.clone())
+        .unary(request, path, ProstCodec::<(), ()>::default())
         .await
         .map(|_| ())
 }

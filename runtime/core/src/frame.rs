@@ -186,11 +186,16 @@ impl FrameDecoder {
     /// truncated message, which is INTERNAL.
     pub fn finish(&self) -> Result<(), Status> {
         if self.pending.is_some() || !self.buf.is_empty() {
-            // Either a body is pending (its header was consumed) or only
-            // part of a header is buffered; never both.
+            // A body is pending (its header consumed), or the buffer holds
+            // a header that was not read yet, or only part of one.
             let missing = match self.pending {
                 Some((_, len)) => len.saturating_sub(self.buf.len()),
-                None => HEADER_LEN.saturating_sub(self.buf.len()),
+                None if self.buf.len() >= HEADER_LEN => {
+                    let len =
+                        u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                    (len as usize).saturating_sub(self.buf.len() - HEADER_LEN)
+                }
+                None => HEADER_LEN - self.buf.len(),
             };
             return Err(Status::internal(format!(
                 "stream ended in the middle of a message ({missing} bytes missing)"

@@ -37,6 +37,7 @@
 //! assert_eq!(trailers["grpc-message"], "no such user %E2%9C%93");
 //! ```
 
+pub mod call;
 pub mod codec;
 pub mod compression;
 pub mod frame;

@@ -117,8 +117,16 @@ pub struct Metadata {
     headers: HeaderMap,
 }
 
-fn is_reserved(key: &str) -> bool {
-    key.starts_with("grpc-") || key.starts_with(':') || RESERVED.contains(&key)
+/// `grpc-` headers that carry application data and travel as metadata:
+/// trace context and census tags, which tracing systems propagate.
+const GRPC_METADATA: &[&str] = &["grpc-trace-bin", "grpc-tags-bin"];
+
+/// Whether a header belongs to the protocol rather than to the
+/// application's metadata.
+pub fn is_reserved(key: &str) -> bool {
+    (key.starts_with("grpc-") && !GRPC_METADATA.contains(&key))
+        || key.starts_with(':')
+        || RESERVED.contains(&key)
 }
 
 fn checked_key(key: &str, binary: bool) -> Result<HeaderName, MetadataError> {
@@ -259,6 +267,21 @@ impl Metadata {
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());
         }
+    }
+
+    /// Replaces the custom metadata in `headers` with this metadata, leaving
+    /// the protocol's headers alone (what an interceptor's changes come
+    /// back as).
+    pub fn replace_in(&self, headers: &mut HeaderMap) {
+        let custom: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| !is_reserved(name.as_str()))
+            .cloned()
+            .collect();
+        for name in custom {
+            headers.remove(&name);
+        }
+        self.write_into(headers);
     }
 
     /// Consumes the metadata into the header map that holds it.

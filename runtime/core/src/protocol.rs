@@ -69,6 +69,16 @@ pub struct RequestHead {
     pub accept_encodings: EnabledEncodings,
 }
 
+/// What a server must know of a request before routing it: the method and
+/// the deadline the client set. See [`check_request`].
+#[derive(Debug)]
+pub struct RequestCheck {
+    /// The method called.
+    pub path: MethodPath,
+    /// The client's `grpc-timeout`, if any.
+    pub timeout: Option<Duration>,
+}
+
 /// Why a request was refused before reaching a handler.
 #[derive(Debug)]
 pub enum Rejection {
@@ -102,6 +112,28 @@ pub fn parse_request(
     headers: &HeaderMap,
     accepted: EnabledEncodings,
 ) -> Result<RequestHead, Rejection> {
+    let RequestCheck { path, timeout } = check_request(method, path, headers, accepted)?;
+    let encoding = compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
+        .map_err(Rejection::Grpc)?;
+    Ok(RequestHead {
+        path,
+        metadata: Metadata::from_headers(headers),
+        timeout,
+        encoding,
+        accept_encodings: EnabledEncodings::from_header(
+            headers.get(compression::GRPC_ACCEPT_ENCODING),
+        ),
+    })
+}
+
+/// The checks of [`parse_request`] without copying the metadata out: what
+/// a server front does before routing, leaving the rest to the service.
+pub fn check_request(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    accepted: EnabledEncodings,
+) -> Result<RequestCheck, Rejection> {
     if method != Method::POST {
         return Err(Rejection::Http(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -128,17 +160,9 @@ pub fn parse_request(
             Some(parsed)
         }
     };
-    let encoding = compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
+    compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
         .map_err(Rejection::Grpc)?;
-    Ok(RequestHead {
-        path,
-        metadata: Metadata::from_headers(headers),
-        timeout,
-        encoding,
-        accept_encodings: EnabledEncodings::from_header(
-            headers.get(compression::GRPC_ACCEPT_ENCODING),
-        ),
-    })
+    Ok(RequestCheck { path, timeout })
 }
 
 /// Adds `grpc-encoding` (when compressing) and `grpc-accept-encoding`.

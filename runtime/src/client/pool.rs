@@ -9,16 +9,15 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
-use super::connect::{self, Connection, Connector, Progress};
-use crate::transport::quic::TransportCounters;
+use super::connect::{Conn, Connector, Progress};
 
-enum State {
+enum State<C> {
     /// No connection and no attempt (before the first call, or after the
     /// connection was lost).
     Idle,
     /// An attempt is running; calls wait for its outcome.
     Connecting(Arc<Progress>),
-    Ready(Arc<Connection>),
+    Ready(Arc<C>),
     /// The last attempt failed. Until `retry_at` calls fail at once with
     /// `error`, unless they wait for ready.
     Failed {
@@ -27,24 +26,22 @@ enum State {
     },
 }
 
-struct Inner {
-    state: State,
+struct Inner<C> {
+    state: State<C>,
     backoff: Backoff,
 }
 
 /// The current connection, and how to get a new one.
-pub(crate) struct Pool {
-    connector: Arc<Connector>,
-    counters: Arc<TransportCounters>,
-    inner: Mutex<Inner>,
+pub(crate) struct Pool<K: Connector> {
+    connector: Arc<K>,
+    inner: Mutex<Inner<K::Conn>>,
     changed: Notify,
 }
 
-impl Pool {
-    pub(crate) fn new(connector: Connector, backoff: BackoffConfig) -> Pool {
+impl<K: Connector> Pool<K> {
+    pub(crate) fn new(connector: K, backoff: BackoffConfig) -> Pool<K> {
         Pool {
             connector: Arc::new(connector),
-            counters: Arc::default(),
             inner: Mutex::new(Inner {
                 state: State::Idle,
                 backoff: Backoff::new(backoff),
@@ -64,7 +61,7 @@ impl Pool {
     pub(crate) async fn get(
         self: &Arc<Self>,
         wait_for_ready: bool,
-    ) -> Result<Arc<Connection>, Status> {
+    ) -> Result<Arc<K::Conn>, Status> {
         let mut waited_for_attempt = false;
         loop {
             let changed = self.changed.notified();
@@ -111,14 +108,13 @@ impl Pool {
     /// Starts an attempt on a task of its own, so that it completes (and
     /// every waiting call learns its outcome) even if the call that started
     /// it goes away.
-    fn start(self: &Arc<Self>, inner: &mut Inner) {
-        let progress = Arc::new(Progress::default());
+    fn start(self: &Arc<Self>, inner: &mut Inner<K::Conn>) {
+        let progress = Arc::new(Progress::new(self.connector.silence()));
         inner.state = State::Connecting(progress.clone());
         let started = Instant::now();
         let pool = self.clone();
         tokio::spawn(async move {
-            let result =
-                connect::connect(pool.connector.clone(), progress, pool.counters.clone()).await;
+            let result = pool.connector.clone().connect(progress).await;
             {
                 let mut inner = pool.inner.lock().expect("pool lock");
                 inner.state = match result {

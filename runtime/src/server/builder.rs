@@ -1,30 +1,66 @@
-//! [`ServerBuilder`]: identity, services, and binding. Limits and timeouts
-//! are set by the methods in `config.rs`.
+//! [`ServerBuilder`]: identity, services, layers, transports, binding.
+//! Limits and timeouts are set by the methods in `config.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{BoundServer, NamedService, ServerConfig, Service, Shared};
+use bytes::Bytes;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{
+    route, BoundServer, GrpcRoute, NamedService, RouteService, Routes, ServerConfig, Shared,
+};
+use crate::body::BoxError;
 use crate::tls::{self, ClientAuth, DevCertificate, Identity};
 use crate::transport::{self, Side};
-use crate::Error;
+use crate::{Body, Error};
+
+/// Which transports a server listens on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Listen {
+    /// HTTP/3 on UDP and HTTP/2 with TLS on TCP, on the same port; HTTP/2
+    /// responses advertise HTTP/3 with `alt-svc`.
+    #[default]
+    Http3AndHttp2,
+    /// HTTP/3 only.
+    Http3Only,
+    /// HTTP/2 with TLS only.
+    Http2Only,
+    /// Plaintext HTTP/2 (h2c) only: for local use behind a proxy that
+    /// terminates TLS. Needs no TLS identity.
+    H2c,
+}
+
+impl Listen {
+    fn http3(self) -> bool {
+        matches!(self, Listen::Http3AndHttp2 | Listen::Http3Only)
+    }
+
+    fn tcp(self) -> bool {
+        !matches!(self, Listen::Http3Only)
+    }
+}
+
+type Layering = Arc<dyn Fn(RouteService) -> RouteService + Send + Sync>;
 
 /// Configures a server. Every setting has a default; only a TLS identity
 /// and at least one service are needed.
 ///
 /// ```no_run
-/// # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+/// # async fn run(service: impl grpc_h3::server::GrpcRoute + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
 /// use std::time::Duration;
 /// use grpc_h3::server::Server;
 ///
 /// let server = Server::builder()
-///     .dev_certificate()                        // or .tls_identity(cert_pem, key_pem)
+///     .dev_certificate()                        // or .tls_identity_files(cert, key)
 ///     .timeout(Duration::from_secs(30))         // no call runs longer
 ///     .max_connections(1_000)
 ///     .add_service(service)
-///     .bind("127.0.0.1:50051".parse().unwrap())?;
+///     .bind("127.0.0.1:50051".parse().unwrap())?; // UDP and TCP 50051
 /// println!("listening on {}", server.local_addr()?);
 /// server.serve().await
 /// # }
@@ -38,12 +74,17 @@ pub struct ServerBuilder {
     client_ca: Vec<Vec<u8>>,
     client_auth: Option<ClientAuth>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
-    services: HashMap<&'static str, Arc<dyn Service>>,
+    rustls_config: Option<Arc<rustls::ServerConfig>>,
+    quic_transport: Option<Arc<quinn::TransportConfig>>,
+    listen: Listen,
+    advertise_http3: Option<bool>,
+    services: HashMap<String, RouteService>,
+    layers: Vec<Layering>,
 }
 
 impl ServerBuilder {
     /// The server's certificate chain (leaf first) and private key, in PEM.
-    /// Required unless [`ServerBuilder::dev_certificate`] is used.
+    /// Required unless another identity option is used.
     #[must_use]
     pub fn tls_identity(mut self, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
         self.identity = Some(Identity::from_pem(cert_pem, key_pem));
@@ -75,6 +116,27 @@ impl ServerBuilder {
         self
     }
 
+    /// Uses this rustls configuration (certificate resolver for SNI or
+    /// rotation, client verifier, versions...) for both transports instead
+    /// of building one from the options above; grpc-h3 only sets each
+    /// transport's ALPN protocol. It must support TLS 1.3 for HTTP/3.
+    /// Default: built from the identity options.
+    #[must_use]
+    pub fn rustls_config(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.rustls_config = Some(config);
+        self
+    }
+
+    /// Uses this QUIC transport configuration instead of grpc-h3's
+    /// (windows, keep-alive, idle timeout, congestion control: see
+    /// `transport_config` for what the default sets). Default: derived from
+    /// the limits set on this builder.
+    #[must_use]
+    pub fn quic_transport_config(mut self, config: Arc<quinn::TransportConfig>) -> Self {
+        self.quic_transport = Some(config);
+        self
+    }
+
     /// Verifies client certificates against the CA certificates in this
     /// PEM (mutual TLS). Default: clients are not asked for certificates.
     #[must_use]
@@ -93,15 +155,82 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds a service, routed by its [`NamedService::NAME`]. A second
-    /// service with the same name replaces the first.
+    /// Which transports to listen on. Default: HTTP/3 on UDP and HTTP/2
+    /// with TLS on TCP, same port.
     #[must_use]
-    pub fn add_service<S: Service + NamedService>(mut self, service: S) -> Self {
-        self.services.insert(S::NAME, Arc::new(service));
+    pub fn listen(mut self, listen: Listen) -> Self {
+        self.listen = listen;
         self
     }
 
-    fn quic_config(&self) -> Result<(quinn::ServerConfig, Option<String>), Error> {
+    /// Whether HTTP/2 responses carry `alt-svc: h3=":PORT"; ma=86400` so
+    /// clients can discover HTTP/3. Default: on whenever HTTP/3 is served.
+    #[must_use]
+    pub fn advertise_http3(mut self, advertise: bool) -> Self {
+        self.advertise_http3 = Some(advertise);
+        self
+    }
+
+    /// Adds a service (a generated `XServer`, possibly behind an
+    /// interceptor), routed by its [`NamedService::NAME`]. A second service
+    /// with the same name replaces the first.
+    #[must_use]
+    pub fn add_service<S: GrpcRoute + NamedService>(self, service: S) -> Self {
+        self.add_routed_service(S::NAME, service)
+    }
+
+    /// Adds any tower service over gRPC `http` requests under the service
+    /// name `name` (e.g. `helloworld.Greeter`): a tonic-generated server,
+    /// a hand-written router, a service behind its own layers. Its errors
+    /// become Trailers-Only responses with the status they map to.
+    #[must_use]
+    pub fn add_routed_service<S, ResBody>(mut self, name: impl Into<String>, service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<ResBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        self.services.insert(name.into(), route(service));
+        self
+    }
+
+    /// Wraps every call in a tower [`Layer`]: tracing
+    /// (`tower_http::trace::TraceLayer::new_for_grpc()`), concurrency
+    /// limits, authentication... Layers see the `http::Request` with its
+    /// extensions ([`GrpcMethod`](crate::GrpcMethod),
+    /// [`PeerInfo`](crate::PeerInfo), [`Transport`](crate::Transport)). The
+    /// first layer added is the outermost. A layer's errors become
+    /// Trailers-Only responses.
+    #[must_use]
+    pub fn layer<L, ResBody>(mut self, layer: L) -> Self
+    where
+        L: Layer<RouteService> + Send + Sync + 'static,
+        L::Service: Service<http::Request<Body>, Response = http::Response<ResBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<http::Request<Body>>>::Future: Send + 'static,
+        <L::Service as Service<http::Request<Body>>>::Error: Into<BoxError>,
+        ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        self.layers
+            .push(Arc::new(move |inner| route(layer.layer(inner))));
+        self
+    }
+
+    /// The TLS configuration, unless the server speaks only h2c.
+    fn tls(&self) -> Result<(Option<rustls::ServerConfig>, Option<String>), Error> {
+        if let Some(config) = &self.rustls_config {
+            return Ok((Some((**config).clone()), None));
+        }
         let (identity, dev_pem) = match (&self.identity, &self.identity_files) {
             (Some(identity), _) => (identity.clone(), None),
             (None, Some((cert, key))) => {
@@ -118,9 +247,10 @@ impl ServerBuilder {
                 let dev = DevCertificate::for_this_user()?;
                 (dev.identity(), Some(dev.cert_pem().to_owned()))
             }
+            (None, None) if self.listen == Listen::H2c => return Ok((None, None)),
             (None, None) => {
                 return Err(Error::config(
-                    "no TLS identity: call `.tls_identity(cert_pem, key_pem)`, `.tls_identity_files(cert, key)` \
+                    "no TLS identity: call `.tls_identity(cert_pem, key_pem)`, `.tls_identity_files(cert, key)` \\
                      or `.dev_certificate()` on the server builder",
                 ))
             }
@@ -132,43 +262,130 @@ impl ServerBuilder {
             .crypto_provider
             .clone()
             .unwrap_or_else(tls::default_provider);
-        let tls = tls::server_config(&identity, client_ca, provider)?;
-        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
-        let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let keep_alive = transport::keep_alive_interval(
-            self.config.keep_alive_interval,
-            self.config.idle_timeout,
-            "server",
-        )?;
-        let transport = transport::transport_config(
-            Side::Server {
-                max_concurrent_streams: self.config.max_concurrent_streams,
-            },
-            self.config.idle_timeout,
-            keep_alive,
-        )?;
-        quic.transport_config(Arc::new(transport));
-        Ok((quic, dev_pem))
+        let config = tls::server_config(&identity, client_ca, provider)?;
+        Ok((Some(config), dev_pem))
     }
 
-    /// Binds the UDP socket (port 0 picks a free port). Must run inside a
-    /// tokio runtime.
+    fn quic_config(
+        &self,
+        tls: &rustls::ServerConfig,
+        keep_alive: Option<std::time::Duration>,
+    ) -> Result<quinn::ServerConfig, Error> {
+        let crypto =
+            quinn::crypto::rustls::QuicServerConfig::try_from(tls::with_alpn(tls, tls::ALPN_H3))
+                .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
+        let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let transport = match &self.quic_transport {
+            Some(transport) => transport.clone(),
+            None => Arc::new(transport::transport_config(
+                Side::Server {
+                    max_concurrent_streams: self.config.max_concurrent_streams,
+                },
+                self.config.idle_timeout,
+                keep_alive,
+            )?),
+        };
+        quic.transport_config(transport);
+        Ok(quic)
+    }
+
+    /// Binds the sockets: UDP for HTTP/3 and TCP for HTTP/2 on the same
+    /// port (port 0 picks one free on both). Must run inside a tokio
+    /// runtime.
     pub fn bind(self, addr: SocketAddr) -> Result<BoundServer, Error> {
         if self.services.is_empty() {
             return Err(Error::config(
                 "no services: call `.add_service(..)` before binding",
             ));
         }
-        let (quic, dev_certificate_pem) = self.quic_config()?;
-        let endpoint = transport::udp_socket(addr, self.config.udp_buffer_bytes)
-            .and_then(|socket| transport::endpoint(socket, Some(quic)))
-            .map_err(|e| Error::io(&format!("binding UDP {addr}"), e))?;
+        let keep_alive = transport::keep_alive_interval(
+            self.config.keep_alive_interval,
+            self.config.idle_timeout,
+            "server",
+        )?;
+        let (tls, dev_certificate_pem) = self.tls()?;
+        let (endpoint, tcp, local_addr) = self.bind_sockets(addr, tls.as_ref(), keep_alive)?;
+        let mut service: RouteService = route(Routes::new(self.services));
+        for layer in self.layers.iter().rev() {
+            service = layer(service);
+        }
+        let mut shared = Shared::new(self.config, service, keep_alive);
+        if tcp.is_some() && self.listen != Listen::H2c {
+            let tls = tls.as_ref().expect("TLS for HTTP/2");
+            shared.h2_tls = Some(tokio_rustls::TlsAcceptor::from(tls::with_alpn(
+                tls,
+                tls::ALPN_H2,
+            )));
+        }
+        if endpoint.is_some() && tcp.is_some() && self.advertise_http3.unwrap_or(true) {
+            shared.alt_svc = Some(super::h2::alt_svc_for(local_addr.port()));
+        }
         Ok(BoundServer {
             endpoint,
-            shared: Arc::new(Shared::new(self.config, self.services)),
+            tcp,
+            local_addr,
+            shared: Arc::new(shared),
             dev_certificate_pem,
         })
+    }
+
+    /// The UDP endpoint and TCP listener for `addr`, on one port number.
+    fn bind_sockets(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&rustls::ServerConfig>,
+        keep_alive: Option<std::time::Duration>,
+    ) -> Result<
+        (
+            Option<quinn::Endpoint>,
+            Option<tokio::net::TcpListener>,
+            SocketAddr,
+        ),
+        Error,
+    > {
+        let tcp_listener = |addr: SocketAddr| -> std::io::Result<tokio::net::TcpListener> {
+            let std_listener = std::net::TcpListener::bind(addr)?;
+            std_listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(std_listener)
+        };
+        if !self.listen.http3() {
+            let listener =
+                tcp_listener(addr).map_err(|e| Error::io(&format!("binding TCP {addr}"), e))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| Error::io("reading the bound address", e))?;
+            return Ok((None, Some(listener), local));
+        }
+        let quic = self.quic_config(tls.expect("TLS for HTTP/3"), keep_alive)?;
+        // Port 0: the UDP port picked may be taken on TCP; try a few.
+        let mut attempts = 0;
+        loop {
+            let socket = transport::udp_socket(addr, self.config.udp_buffer_bytes)
+                .map_err(|e| Error::io(&format!("binding UDP {addr}"), e))?;
+            let local = socket
+                .local_addr()
+                .map_err(|e| Error::io("reading the bound address", e))?;
+            let tcp = if self.listen.tcp() {
+                match tcp_listener(local) {
+                    Ok(listener) => Some(listener),
+                    Err(_) if addr.port() == 0 && attempts < 20 => {
+                        attempts += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(Error::io(
+                            &format!("binding TCP {local} (the HTTP/2 side of the same port)"),
+                            e,
+                        ))
+                    }
+                }
+            } else {
+                None
+            };
+            let endpoint = transport::endpoint(socket, Some(quic))
+                .map_err(|e| Error::io(&format!("starting QUIC on UDP {local}"), e))?;
+            return Ok((Some(endpoint), tcp, local));
+        }
     }
 
     /// Binds `addr` and serves until the process ends.
@@ -191,7 +408,9 @@ impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("config", &self.config)
+            .field("listen", &self.listen)
             .field("services", &self.services.keys().collect::<Vec<_>>())
+            .field("layers", &self.layers.len())
             .finish_non_exhaustive()
     }
 }

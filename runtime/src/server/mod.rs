@@ -2,7 +2,7 @@
 //! then `serve` runs it on a UDP socket until shut down.
 //!
 //! ```no_run
-//! # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+//! # async fn run(service: impl grpc_h3::server::GrpcRoute + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
 //! use grpc_h3::server::Server;
 //! Server::builder()
 //!     .dev_certificate()
@@ -27,39 +27,90 @@
 //! keeps serving. This relies on unwinding: with `panic = "abort"` a panic
 //! ends the process, as it would anywhere else.
 
+mod activity;
 mod builder;
 mod config;
-mod connection;
-mod request;
-mod respond;
-pub(crate) mod service;
+mod front;
+pub(crate) mod grpc;
+mod h2;
+mod h3;
+mod router;
 mod stats;
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tower_service::Service;
 
-pub use builder::ServerBuilder;
+pub use builder::{Listen, ServerBuilder};
 pub(crate) use config::ServerConfig;
-pub use service::{
-    client_streaming, server_streaming, streaming, unary, CallFuture, NamedService, ServerCall,
-    ServerReply, Service,
+pub use grpc::{
+    client_streaming, server_streaming, streaming, unary, unimplemented, CallSettings,
+    ServiceSettings,
 };
+pub(crate) use router::RouteService;
 pub use stats::ServerStats;
 use stats::{Gauge, Held, Meters};
 
-use crate::Error;
+use crate::{Body, Error};
+
+pub(crate) use router::{route, Routes};
+
+/// A service's fully qualified name, e.g. `helloworld.Greeter`: how the
+/// server routes calls to it.
+pub trait NamedService {
+    /// The name, as it appears in `:path` (`/NAME/Method`).
+    const NAME: &'static str;
+}
+
+impl<S: NamedService, F> NamedService for crate::InterceptedService<S, F> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S: NamedService, F> NamedService for crate::AsyncInterceptedService<S, F> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// What [`ServerBuilder::add_service`] takes: a tower service over gRPC
+/// `http` requests that answers every call with a response (failures
+/// included), as generated servers do. Implemented for every such service.
+pub trait GrpcRoute:
+    Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> GrpcRoute for T where
+    T: Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Entry point: `Server::builder()`; see [`ServerBuilder`] for every
 /// setting.
 ///
 /// ```no_run
-/// # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+/// # async fn run(service: impl grpc_h3::server::GrpcRoute + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
 /// grpc_h3::server::Server::builder()
 ///     .tls_identity_files("cert.pem", "key.pem")
 ///     .add_service(service)
@@ -82,7 +133,16 @@ impl Server {
 /// State shared by every connection and call of one server.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
-    pub(crate) services: HashMap<&'static str, Arc<dyn Service>>,
+    /// The routes, behind the layers.
+    pub(crate) service: RouteService,
+    /// What every call's services see of the server's settings.
+    pub(crate) settings: CallSettings,
+    /// The keep-alive interval in effect, on both transports.
+    pub(crate) keep_alive: Option<Duration>,
+    /// Advertises HTTP/3 on HTTP/2 responses.
+    pub(crate) alt_svc: Option<http::HeaderValue>,
+    /// TLS for HTTP/2; `None` serves h2c.
+    pub(crate) h2_tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) meters: Meters,
     /// Notified when a gauge reaches zero.
     pub(crate) drained: Notify,
@@ -95,12 +155,26 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         config: ServerConfig,
-        services: HashMap<&'static str, Arc<dyn Service>>,
+        service: RouteService,
+        keep_alive: Option<Duration>,
     ) -> Shared {
+        let meters = Meters::new();
+        let settings = CallSettings {
+            max_decoding_message_size: config.max_decoding_message_size,
+            max_encoding_message_size: config.max_encoding_message_size,
+            accept_compression: config.accept_compression,
+            send_compression: config.send_compression,
+            lazy_response_headers: config.lazy_response_headers,
+            panics: Some(meters.counters.handler_panics.clone()),
+        };
         Shared {
             config,
-            services,
-            meters: Meters::new(),
+            service,
+            settings,
+            keep_alive,
+            alt_svc: None,
+            h2_tls: None,
+            meters,
             drained: Notify::new(),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -108,12 +182,12 @@ impl Shared {
     }
 }
 
-/// A server bound to its UDP socket, ready to serve: binding first tells the
-/// address (port 0 picks a free one) and gives a [`ServerHandle`] before
-/// serving starts.
+/// A server bound to its sockets (UDP for HTTP/3, TCP for HTTP/2), ready to
+/// serve: binding first tells the address (port 0 picks a free one) and
+/// gives a [`ServerHandle`] before serving starts.
 ///
 /// ```no_run
-/// # async fn run(service: impl grpc_h3::server::Service + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+/// # async fn run(service: impl grpc_h3::server::GrpcRoute + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
 /// let server = grpc_h3::server::Server::builder()
 ///     .dev_certificate()
 ///     .add_service(service)
@@ -129,7 +203,9 @@ impl Shared {
 /// # Ok(()) }
 /// ```
 pub struct BoundServer {
-    endpoint: quinn::Endpoint,
+    endpoint: Option<quinn::Endpoint>,
+    tcp: Option<tokio::net::TcpListener>,
+    local_addr: SocketAddr,
     shared: Arc<Shared>,
     dev_certificate_pem: Option<String>,
 }
@@ -176,11 +252,10 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl BoundServer {
-    /// The bound address (useful after binding port 0).
+    /// The bound address (useful after binding port 0): UDP for HTTP/3 and
+    /// TCP for HTTP/2 share its port.
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.endpoint
-            .local_addr()
-            .map_err(|e| Error::io("reading the bound address", e))
+        Ok(self.local_addr)
     }
 
     /// The PEM of the certificate made by
@@ -193,9 +268,7 @@ impl BoundServer {
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             shared: self.shared.clone(),
-            local_addr: self
-                .local_addr()
-                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+            local_addr: self.local_addr,
         }
     }
 
@@ -207,18 +280,25 @@ impl BoundServer {
     /// Serves until `signal` completes, then shuts down gracefully: every
     /// connection gets a GOAWAY, new connections are refused, calls in
     /// flight get the grace period to finish (then they are reset), and the
-    /// endpoint closes.
+    /// sockets close.
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
         let BoundServer {
-            endpoint, shared, ..
+            endpoint,
+            tcp,
+            shared,
+            ..
         } = self;
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(signal);
         loop {
             tokio::select! {
-                incoming = endpoint.accept() => match incoming {
-                    Some(incoming) => admit(incoming, &shared, &mut connections),
+                incoming = quic_accept(endpoint.as_ref()) => match incoming {
+                    Some(incoming) => admit_quic(incoming, &shared, &mut connections),
                     None => return Err(Error::config("the QUIC endpoint was closed")),
+                },
+                accepted = tcp_accept(tcp.as_ref()) => match accepted {
+                    Ok((stream, addr)) => admit_tcp(stream, addr, &shared, &mut connections),
+                    Err(e) => tracing::debug!(error = %e, "accepting a TCP connection failed"),
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 () = &mut signal => break,
@@ -227,13 +307,16 @@ impl BoundServer {
 
         tracing::info!(live_calls = shared.meters.live_calls.get(), "draining");
         shared.drain.cancel();
+        // Nothing new is accepted from here on.
+        drop(tcp);
         // Phase 1: handlers finish and responses are written, within the
         // grace period. Phase 2: clients acknowledge the last bytes; a
         // client that vanished never will, so this waits only briefly.
         let grace = tokio::time::Instant::now() + shared.config.grace_period;
-        if drain_until(&endpoint, &shared, &mut connections, grace, running_calls).await {
+        let quic = endpoint.as_ref();
+        if drain_until(quic, &shared, &mut connections, grace, running_calls).await {
             let linger = grace.min(tokio::time::Instant::now() + ACK_LINGER);
-            drain_until(&endpoint, &shared, &mut connections, linger, live_calls).await;
+            drain_until(quic, &shared, &mut connections, linger, live_calls).await;
         } else {
             tracing::warn!(
                 running_calls = shared.meters.running_calls.get(),
@@ -242,16 +325,34 @@ impl BoundServer {
         }
         shared.abort.cancel();
         while connections.join_next().await.is_some() {}
-        endpoint.close(quinn::VarInt::from_u32(0x100), b"server shut down");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        if let Some(endpoint) = endpoint {
+            endpoint.close(quinn::VarInt::from_u32(0x100), b"server shut down");
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        }
         Ok(())
     }
 }
 
-/// Decides what happens to a connection attempt: refused (over the
+async fn quic_accept(endpoint: Option<&quinn::Endpoint>) -> Option<quinn::Incoming> {
+    match endpoint {
+        Some(endpoint) => endpoint.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tcp_accept(
+    listener: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Decides what happens to a QUIC connection attempt: refused (over the
 /// connection limit), asked to validate its address (a Retry, when many
 /// handshakes are in progress), or accepted.
-fn admit(
+fn admit_quic(
     incoming: quinn::Incoming,
     shared: &Arc<Shared>,
     connections: &mut tokio::task::JoinSet<()>,
@@ -280,14 +381,39 @@ fn admit(
     let task = Held::enter(shared, |s| &s.meters.tasks);
     let shared = shared.clone();
     connections.spawn(async move {
-        connection::serve(incoming, shared).await;
+        h3::serve(incoming, shared).await;
+        drop((slot, task));
+    });
+}
+
+/// Accepts a TCP connection for HTTP/2 unless over the connection limit.
+fn admit_tcp(
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    connections: &mut tokio::task::JoinSet<()>,
+) {
+    if shared.meters.connections.get() >= shared.config.max_connections {
+        shared
+            .meters
+            .counters
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(peer = %addr, "connection limit reached; refused");
+        return;
+    }
+    let slot = Held::enter(shared, |s| &s.meters.connections);
+    let task = Held::enter(shared, |s| &s.meters.tasks);
+    let shared = shared.clone();
+    connections.spawn(async move {
+        h2::serve(stream, addr, shared).await;
         drop((slot, task));
     });
 }
 
 /// How long a drain waits for clients to acknowledge responses that are
 /// already sent: many round trips on any sane network.
-const ACK_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+const ACK_LINGER: Duration = Duration::from_secs(1);
 
 fn running_calls(shared: &Shared) -> &Gauge {
     &shared.meters.running_calls
@@ -297,10 +423,10 @@ fn live_calls(shared: &Shared) -> &Gauge {
     &shared.meters.live_calls
 }
 
-/// Waits until `gauge` is zero or `deadline` passes, refusing new
+/// Waits until `gauge` is zero or `deadline` passes, refusing new QUIC
 /// connections meanwhile; returns whether the gauge reached zero.
 async fn drain_until(
-    endpoint: &quinn::Endpoint,
+    endpoint: Option<&quinn::Endpoint>,
     shared: &Shared,
     connections: &mut tokio::task::JoinSet<()>,
     deadline: tokio::time::Instant,
@@ -314,7 +440,7 @@ async fn drain_until(
         tokio::select! {
             () = drained => {}
             () = tokio::time::sleep_until(deadline) => return false,
-            Some(incoming) = endpoint.accept() => {
+            Some(incoming) = quic_accept(endpoint) => {
                 shared.meters.counters.connections_refused.fetch_add(1, Ordering::Relaxed);
                 incoming.refuse();
             }
@@ -326,7 +452,9 @@ async fn drain_until(
 impl std::fmt::Debug for BoundServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BoundServer")
-            .field("local_addr", &self.endpoint.local_addr().ok())
+            .field("local_addr", &self.local_addr)
+            .field("http3", &self.endpoint.is_some())
+            .field("http2", &self.tcp.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -57,7 +57,7 @@ pub(crate) struct Counters {
     pub(crate) handshake_timeouts: AtomicU64,
     pub(crate) early_reset_closes: AtomicU64,
     pub(crate) idle_closes: AtomicU64,
-    pub(crate) handler_panics: AtomicU64,
+    pub(crate) handler_panics: Arc<AtomicU64>,
 }
 
 /// Gauges (what exists now) and counters (what happened since start) of a

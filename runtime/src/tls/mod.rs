@@ -103,7 +103,24 @@ pub enum ClientAuth {
     Optional,
 }
 
-/// Builds the rustls server configuration for QUIC.
+/// TLS 1.3 and 1.2 (HTTP/2 clients may still speak only 1.2; QUIC always
+/// uses 1.3).
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// The ALPN protocol id of HTTP/2.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+
+/// `config` for one transport: the same trust and identity, that
+/// transport's ALPN protocol.
+pub(crate) fn with_alpn(config: &rustls::ServerConfig, alpn: &[u8]) -> Arc<rustls::ServerConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(config)
+}
+
+/// Builds the rustls server configuration both transports start from
+/// (each sets its own ALPN protocol with [`with_alpn`]).
 pub(crate) fn server_config(
     identity: &Identity,
     client_ca: Option<(&[Vec<u8>], ClientAuth)>,
@@ -114,7 +131,7 @@ pub(crate) fn server_config(
         inspect::warn_about(leaf);
     }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
+        .with_protocol_versions(VERSIONS)
         .map_err(|e| Error::tls(e.to_string()))?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
@@ -137,7 +154,6 @@ pub(crate) fn server_config(
             "certificate and key do not form a usable identity: {e}"
         ))
     })?;
-    config.alpn_protocols = vec![ALPN_H3.to_vec()];
     config.max_early_data_size = 0;
     Ok(config)
 }
@@ -338,10 +354,24 @@ impl ClientTlsConfig {
         Ok(roots)
     }
 
+    /// The rustls configuration for HTTP/3 (TLS 1.3, ALPN `h3`).
     pub(crate) fn build(&self) -> Result<rustls::ClientConfig, Error> {
+        self.build_for(ALPN_H3, &[&rustls::version::TLS13])
+    }
+
+    /// The rustls configuration for HTTP/2 (TLS 1.3 or 1.2, ALPN `h2`).
+    pub(crate) fn build_h2(&self) -> Result<rustls::ClientConfig, Error> {
+        self.build_for(ALPN_H2, VERSIONS)
+    }
+
+    fn build_for(
+        &self,
+        alpn: &[u8],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<rustls::ClientConfig, Error> {
         let provider = self.provider.clone().unwrap_or_else(default_provider);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
+            .with_protocol_versions(versions)
             .map_err(|e| Error::tls(e.to_string()))?;
         let pins = self.pins()?;
         let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if self
@@ -382,7 +412,7 @@ impl ClientTlsConfig {
                     .map_err(|e| Error::tls(format!("client identity: {e}")))?
             }
         };
-        config.alpn_protocols = vec![ALPN_H3.to_vec()];
+        config.alpn_protocols = vec![alpn.to_vec()];
         Ok(config)
     }
 }
@@ -443,7 +473,7 @@ mod tests {
             default_provider(),
         )
         .unwrap();
-        assert_eq!(server.alpn_protocols, [b"h3".to_vec()]);
+        assert_eq!(with_alpn(&server, ALPN_H3).alpn_protocols, [b"h3".to_vec()]);
         ClientTlsConfig::new()
             .ca_certificate(cert.cert_pem())
             .identity(cert.identity())

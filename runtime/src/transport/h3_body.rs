@@ -1,22 +1,25 @@
-//! h3 request-stream halves adapted to the runtime.
+//! h3 request-stream halves as `http_body` bodies, and the send halves the
+//! transports write bodies into.
 //!
 //! Cancellation needs no code here: the QUIC adapter resets (and stops) any
 //! request-stream half dropped before its end with H3_REQUEST_CANCELLED, so
 //! dropping a call is cancelling it. Only the server's receive side picks
 //! its STOP_SENDING code itself.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
 use grpc_h3_core::Status;
-use h3::error::Code;
+use h3::error::{Code, StreamError};
 use http::HeaderMap;
+use http_body::Frame;
 
 use super::h3_status::{self, CANCELLED};
-use super::quic;
-use crate::streaming::RecvBody;
+use super::quic::{self, ConnState};
+use crate::errors::TransportError;
 
 pub(crate) type ServerRecvStream = h3::server::RequestStream<quic::RecvStream, Bytes>;
 pub(crate) type ServerSendStream = h3::server::RequestStream<quic::SendStream<Bytes>, Bytes>;
@@ -27,53 +30,89 @@ fn to_bytes(mut buf: impl Buf) -> Bytes {
     buf.copy_to_bytes(buf.remaining())
 }
 
-/// A server's view of the request body.
-pub(crate) struct ServerRecvBody {
+/// The receiving half of an h3 request stream, on either side.
+pub(crate) trait H3Recv: Send + 'static {
+    /// The next body chunk.
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>>;
+    /// The trailers, once the data is over.
+    fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, StreamError>>;
+}
+
+impl H3Recv for ServerRecvStream {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
+        self.poll_recv_data(cx).map_ok(|d| d.map(to_bytes))
+    }
+
+    fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, StreamError>> {
+        self.poll_recv_trailers(cx)
+    }
+}
+
+impl H3Recv for ClientRecvStream {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
+        self.poll_recv_data(cx).map_ok(|d| d.map(to_bytes))
+    }
+
+    fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<HeaderMap>, StreamError>> {
+        self.poll_recv_trailers(cx)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Data,
+    Trailers,
+    Done,
+}
+
+/// A server's view of a request body. Dropped unread, it stops the client
+/// with H3_NO_ERROR (the server answered without needing the rest), or
+/// with H3_REQUEST_CANCELLED when the call itself is being cancelled.
+pub(crate) struct RequestBody {
     stream: ServerRecvStream,
-    ended: bool,
+    phase: Phase,
     cancelled: Arc<AtomicBool>,
 }
 
-impl ServerRecvBody {
-    /// `cancelled` is set when the whole call is being cancelled; the
-    /// STOP_SENDING code then says so.
-    pub(crate) fn new(stream: ServerRecvStream, cancelled: Arc<AtomicBool>) -> ServerRecvBody {
-        ServerRecvBody {
+impl RequestBody {
+    pub(crate) fn new(stream: ServerRecvStream, cancelled: Arc<AtomicBool>) -> RequestBody {
+        RequestBody {
             stream,
-            ended: false,
+            phase: Phase::Data,
             cancelled,
         }
     }
 }
 
-impl RecvBody for ServerRecvBody {
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
-        let result = ready!(self.stream.poll_recv_data(cx));
-        Poll::Ready(match result {
-            Ok(Some(buf)) => Ok(Some(to_bytes(buf))),
-            Ok(None) => {
-                self.ended = true;
-                Ok(None)
-            }
-            Err(e) => {
-                self.ended = true;
-                Err(h3_status::status_for_stream(e))
-            }
-        })
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        poll_body(&mut this.stream, &mut this.phase, cx).map_err(h3_status::status_for_stream)
     }
 
-    fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<HeaderMap>, Status>> {
-        self.stream
-            .poll_recv_trailers(cx)
-            .map_err(h3_status::status_for_stream)
+    fn is_end_stream(&self) -> bool {
+        self.phase == Phase::Done
     }
 }
 
-impl Drop for ServerRecvBody {
+impl Drop for RequestBody {
     fn drop(&mut self) {
-        if !self.ended {
-            // A handler that stops reading early is not an error (H3_NO_ERROR);
-            // a cancelled call says so.
+        if self.phase != Phase::Done {
             let code = if self.cancelled.load(Ordering::Acquire) {
                 CANCELLED
             } else {
@@ -84,44 +123,111 @@ impl Drop for ServerRecvBody {
     }
 }
 
-/// A client's view of the response body.
-pub(crate) struct ClientRecvBody {
+/// Data frames, then trailers, then the end.
+fn poll_body<S: H3Recv>(
+    stream: &mut S,
+    phase: &mut Phase,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
+    loop {
+        match *phase {
+            Phase::Data => match ready!(stream.poll_data(cx)) {
+                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(None) => *phase = Phase::Trailers,
+                Err(e) => {
+                    *phase = Phase::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            },
+            Phase::Trailers => {
+                let trailers = ready!(stream.poll_trailers(cx));
+                *phase = Phase::Done;
+                return Poll::Ready(match trailers {
+                    Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                });
+            }
+            Phase::Done => return Poll::Ready(None),
+        }
+    }
+}
+
+/// A client's view of a response body; dropping it before the end cancels
+/// the call.
+pub(crate) struct H3ResponseBody {
     stream: ClientRecvStream,
+    phase: Phase,
+    conn: Arc<ConnState>,
+    id: u64,
+    /// Whatever must live as long as the response (the task sending the
+    /// request, the connection's request sender).
+    _keep: Box<dyn std::any::Any + Send>,
 }
 
-impl ClientRecvBody {
-    pub(crate) fn new(stream: ClientRecvStream) -> ClientRecvBody {
-        ClientRecvBody { stream }
-    }
-
-    pub(crate) fn stream_mut(&mut self) -> &mut ClientRecvStream {
-        &mut self.stream
+impl H3ResponseBody {
+    pub(crate) fn new(
+        stream: ClientRecvStream,
+        conn: Arc<ConnState>,
+        id: u64,
+        keep: Box<dyn std::any::Any + Send>,
+    ) -> H3ResponseBody {
+        H3ResponseBody {
+            stream,
+            phase: Phase::Data,
+            conn,
+            id,
+            _keep: keep,
+        }
     }
 }
 
-impl RecvBody for ClientRecvBody {
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Status>> {
-        let result = ready!(self.stream.poll_recv_data(cx));
-        Poll::Ready(match result {
-            Ok(data) => Ok(data.map(to_bytes)),
-            Err(e) => Err(h3_status::status_for_stream(e)),
-        })
+impl std::fmt::Debug for H3ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("stream", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A transport error for stream `id` of the connection with `conn`:
+/// unprocessed if the server refused it or it lies past a GOAWAY.
+pub(crate) fn transport_error(error: StreamError, conn: &ConnState, id: u64) -> TransportError {
+    let unprocessed = match &error {
+        StreamError::RemoteTerminate { code, .. } => *code == Code::H3_REQUEST_REJECTED,
+        StreamError::ConnectionError { .. } | StreamError::RemoteClosing { .. } => {
+            conn.unprocessed(id)
+        }
+        _ => false,
+    };
+    TransportError::new(h3_status::status_for_stream(error), unprocessed)
+}
+
+impl http_body::Body for H3ResponseBody {
+    type Data = Bytes;
+    type Error = TransportError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, TransportError>>> {
+        let this = self.get_mut();
+        let (conn, id) = (&this.conn, this.id);
+        poll_body(&mut this.stream, &mut this.phase, cx).map_err(|e| transport_error(e, conn, id))
     }
 
-    fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<HeaderMap>, Status>> {
-        self.stream
-            .poll_recv_trailers(cx)
-            .map_err(h3_status::status_for_stream)
+    fn is_end_stream(&self) -> bool {
+        self.phase == Phase::Done
     }
 }
 
 /// The request side of a client call; dropping it before
-/// [`ClientSendBody::finish`] resets it (see the module docs).
-pub(crate) struct ClientSendBody {
+/// [`RequestSender::finish`] resets it (see the module docs).
+pub(crate) struct RequestSender {
     stream: ClientSendStream,
 }
 
-/// How sending a request message ended early.
+/// How sending a request body ended early.
 pub(crate) enum SendError {
     /// The server stopped reading (it has answered, or is failing the call):
     /// stop sending and read the response for the outcome.
@@ -130,15 +236,15 @@ pub(crate) enum SendError {
     Failed(Status),
 }
 
-impl ClientSendBody {
-    pub(crate) fn new(stream: ClientSendStream) -> ClientSendBody {
-        ClientSendBody { stream }
+impl RequestSender {
+    pub(crate) fn new(stream: ClientSendStream) -> RequestSender {
+        RequestSender { stream }
     }
 
-    pub(crate) async fn send(&mut self, frame: Bytes) -> Result<(), SendError> {
-        self.stream.send_data(frame).await.map_err(|e| match e {
+    pub(crate) async fn send(&mut self, data: Bytes) -> Result<(), SendError> {
+        self.stream.send_data(data).await.map_err(|e| match e {
             // Any STOP_SENDING: the response decides the call's outcome.
-            h3::error::StreamError::RemoteTerminate { .. } => SendError::Stopped,
+            StreamError::RemoteTerminate { .. } => SendError::Stopped,
             other => SendError::Failed(h3_status::status_for_stream(other)),
         })
     }

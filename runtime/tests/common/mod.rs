@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpc_h3::codegen::{self, CallFuture, NamedService, ProstCodec, ServerCall, Service};
+use grpc_h3::client::Grpc;
+use grpc_h3::codegen::{self, BoxFuture, NamedService, ProstCodec, ServiceSettings};
 use grpc_h3::server::{Server, ServerBuilder, ServerHandle};
 use grpc_h3::tls::{ClientTlsConfig, DevCertificate};
-use grpc_h3::{CallOptions, Channel, Code, Request, Response, Status, Streaming};
+use grpc_h3::{Body, CallOptions, Channel, Code, Request, Response, Status, Streaming};
+use http::uri::PathAndQuery;
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -121,32 +123,50 @@ impl NamedService for EchoService {
 
 type Codec = ProstCodec<EchoResponse, EchoRequest>;
 
-impl Service for EchoService {
-    fn call(&self, method: &str, call: ServerCall) -> Option<CallFuture> {
+impl tower_service::Service<http::Request<Body>> for EchoService {
+    type Response = http::Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<http::Response<Body>, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let stats = self.stats.clone();
-        match method {
-            "Unary" => Some(Box::pin(codegen::unary(
-                call,
-                Codec::default(),
-                move |req| unary(stats, req),
-            ))),
-            "ServerStream" => Some(Box::pin(codegen::server_streaming(
-                call,
-                Codec::default(),
-                move |req| server_stream(stats, req),
-            ))),
-            "ClientStream" => Some(Box::pin(codegen::client_streaming(
-                call,
-                Codec::default(),
-                move |req| client_stream(stats, req),
-            ))),
-            "Bidi" => Some(Box::pin(codegen::streaming(
-                call,
-                Codec::default(),
-                move |req| bidi(stats, req),
-            ))),
-            _ => None,
-        }
+        let settings = ServiceSettings::default();
+        Box::pin(async move {
+            match request.uri().path() {
+                "/test.Echo/Unary" => {
+                    codegen::unary(request, &settings, Codec::default(), move |req| {
+                        unary(stats, req)
+                    })
+                    .await
+                }
+                "/test.Echo/ServerStream" => {
+                    codegen::server_streaming(request, &settings, Codec::default(), move |req| {
+                        server_stream(stats, req)
+                    })
+                    .await
+                }
+                "/test.Echo/ClientStream" => {
+                    codegen::client_streaming(request, &settings, Codec::default(), move |req| {
+                        client_stream(stats, req)
+                    })
+                    .await
+                }
+                "/test.Echo/Bidi" => {
+                    codegen::streaming(request, &settings, Codec::default(), move |req| {
+                        bidi(stats, req)
+                    })
+                    .await
+                }
+                _ => Ok(codegen::unimplemented(&request)),
+            }
+        })
     }
 }
 
@@ -479,18 +499,15 @@ impl EchoClient {
         }
     }
 
+    fn grpc(&self) -> Grpc<Channel> {
+        Grpc::with_options(self.channel.clone(), self.options.clone())
+    }
+
     pub async fn unary(
         &self,
         request: Request<EchoRequest>,
     ) -> Result<Response<EchoResponse>, Status> {
-        self.channel
-            .unary(
-                request,
-                "/test.Echo/Unary",
-                ProstCodec::default(),
-                &self.options,
-            )
-            .await
+        self.call_path("/test.Echo/Unary", request).await
     }
 
     pub async fn call_path(
@@ -498,8 +515,9 @@ impl EchoClient {
         path: &str,
         request: Request<EchoRequest>,
     ) -> Result<Response<EchoResponse>, Status> {
-        self.channel
-            .unary(request, path, ProstCodec::default(), &self.options)
+        let path: PathAndQuery = path.parse().expect("a valid path");
+        self.grpc()
+            .unary(request, path, ProstCodec::default())
             .await
     }
 
@@ -507,12 +525,11 @@ impl EchoClient {
         &self,
         request: Request<EchoRequest>,
     ) -> Result<Response<Streaming<EchoResponse>>, Status> {
-        self.channel
+        self.grpc()
             .server_streaming(
                 request,
-                "/test.Echo/ServerStream",
+                PathAndQuery::from_static("/test.Echo/ServerStream"),
                 ProstCodec::default(),
-                &self.options,
             )
             .await
     }
@@ -524,12 +541,11 @@ impl EchoClient {
     where
         S: futures_core::Stream<Item = EchoRequest> + Send + 'static,
     {
-        self.channel
+        self.grpc()
             .client_streaming(
                 request,
-                "/test.Echo/ClientStream",
+                PathAndQuery::from_static("/test.Echo/ClientStream"),
                 ProstCodec::default(),
-                &self.options,
             )
             .await
     }
@@ -541,12 +557,11 @@ impl EchoClient {
     where
         S: futures_core::Stream<Item = EchoRequest> + Send + 'static,
     {
-        self.channel
+        self.grpc()
             .streaming(
                 request,
-                "/test.Echo/Bidi",
+                PathAndQuery::from_static("/test.Echo/Bidi"),
                 ProstCodec::default(),
-                &self.options,
             )
             .await
     }

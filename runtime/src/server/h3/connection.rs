@@ -2,17 +2,18 @@
 //! accept loop, GOAWAY (on drain or when idle too long), and the
 //! early-reset budget.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::stats::Held;
-use super::{request, Shared};
-use crate::message::PeerInfo;
+use super::stream;
+use crate::extensions::PeerInfo;
+use crate::server::activity::Activity;
+use crate::server::stats::Held;
+use crate::server::Shared;
 use crate::transport::quic::{self, ConnState, ServerStreams, StopSignals};
 
 /// H3_NO_ERROR.
@@ -31,31 +32,11 @@ pub(crate) struct ConnectionContext {
     pub(crate) stop_signals: StopSignals,
     quic: quinn::Connection,
     /// Calls open on this connection, for the idle timer.
-    open_calls: AtomicUsize,
-    activity: Notify,
+    activity: Arc<Activity>,
     early_resets: Mutex<TokenBucket>,
 }
 
-/// Holds one of a connection's open calls.
-pub(crate) struct OpenCall(Arc<ConnectionContext>);
-
-impl Drop for OpenCall {
-    fn drop(&mut self) {
-        if self.0.open_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.activity.notify_waiters();
-        }
-    }
-}
-
 impl ConnectionContext {
-    /// Counts a call as open on this connection while the result lives.
-    pub(crate) fn open_call(self: &Arc<Self>) -> OpenCall {
-        if self.open_calls.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.activity.notify_waiters();
-        }
-        OpenCall(self.clone())
-    }
-
     /// Records a stream the client cancelled before the server answered;
     /// past the budget the connection is closed with H3_EXCESSIVE_LOAD.
     pub(crate) fn early_reset(&self) {
@@ -182,41 +163,8 @@ async fn establish(
     }
 }
 
-/// Resolves once the connection has had no call open for `max_idle`.
-async fn idle(ctx: &ConnectionContext, max_idle: Option<Duration>) {
-    let Some(max_idle) = max_idle else {
-        return std::future::pending().await;
-    };
-    loop {
-        no_open_calls(ctx).await;
-        let activity = ctx.activity.notified();
-        tokio::pin!(activity);
-        activity.as_mut().enable();
-        if ctx.open_calls.load(Ordering::Acquire) != 0 {
-            continue;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(max_idle) => return,
-            () = &mut activity => {}
-        }
-    }
-}
-
-/// Resolves when no call is open on the connection.
-async fn no_open_calls(ctx: &ConnectionContext) {
-    loop {
-        let activity = ctx.activity.notified();
-        tokio::pin!(activity);
-        activity.as_mut().enable();
-        if ctx.open_calls.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        activity.await;
-    }
-}
-
 /// Runs one connection until it closes or the server aborts.
-pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
+pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     if shared.drain.is_cancelled() {
         shared
             .meters
@@ -242,8 +190,7 @@ pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
         peer: peer_info(&conn),
         stop_signals,
         quic: conn.clone(),
-        open_calls: AtomicUsize::new(0),
-        activity: Notify::new(),
+        activity: Arc::default(),
         early_resets: Mutex::new(TokenBucket::new(count, per, Instant::now())),
     });
     let mut accepted: u64 = 0;
@@ -255,11 +202,11 @@ pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     accepted += 1;
                     // Counted before the task runs, so that the idle timer
                     // never sees an accepted call as absent.
-                    let call = ctx.open_call();
+                    let call = ctx.activity.open_call();
                     let task = Held::enter(&shared, |s| &s.meters.tasks);
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        request::handle(resolver, ctx).await;
+                        stream::handle(resolver, ctx).await;
                         drop((call, task));
                     });
                     false
@@ -271,7 +218,7 @@ pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                 }
             },
             () = shared.drain.cancelled(), if !closing => true,
-            () = idle(&ctx, shared.config.max_connection_idle), if !closing => {
+            () = ctx.activity.idle_for(shared.config.max_connection_idle), if !closing => {
                 shared.meters.counters.idle_closes.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer = %ctx.peer.addr, "closing an idle connection");
                 true
@@ -280,7 +227,7 @@ pub(super) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
             // acknowledged), nothing is left to wait for but the GOAWAY
             // frame itself, given a few round trips to arrive.
             () = async {
-                no_open_calls(&ctx).await;
+                ctx.activity.quiet().await;
                 tokio::time::sleep((conn.rtt() * 3).clamp(CLOSE_LINGER_MIN, CLOSE_LINGER_MAX)).await;
             }, if closing => break,
             () = shared.abort.cancelled() => break,

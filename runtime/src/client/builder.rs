@@ -1,0 +1,277 @@
+//! [`ChannelBuilder`]: where a [`Channel`] connects, over which transport,
+//! how it trusts the server, and its timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::backoff::BackoffConfig;
+use super::channel::{Channel, Inner, Pools};
+use super::connect::Target;
+use super::h2::H2Connector;
+use super::h3::H3Connector;
+use super::pool::Pool;
+use crate::tls::ClientTlsConfig;
+use crate::transport::{self, Side, MAX_HEADER_LIST_SIZE_CEILING};
+use crate::{Error, Transport};
+
+/// Configures a [`Channel`]; every setting has a default, documented on its
+/// method.
+///
+/// ```
+/// use std::time::Duration;
+/// use grpc_h3::{tls::ClientTlsConfig, Channel};
+/// let channel = Channel::builder("https://api.example.com")
+///     .tls_config(ClientTlsConfig::new().with_system_roots())
+///     .connect_timeout(Duration::from_secs(5))
+///     .idle_timeout(Duration::from_secs(30))
+///     .wait_for_ready(true)
+///     .build();
+/// # let _ = channel;
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct ChannelBuilder {
+    uri: String,
+    transport: Option<Transport>,
+    tls: Option<ClientTlsConfig>,
+    rustls_config: Option<Arc<rustls::ClientConfig>>,
+    endpoint: Option<quinn::Endpoint>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    keep_alive_interval: Option<Option<Duration>>,
+    max_header_list_size: u64,
+    backoff: BackoffConfig,
+    wait_for_ready: bool,
+}
+
+impl Channel {
+    /// Starts configuring a channel to `uri`: `https://host:port` (the port
+    /// defaults to 443) for HTTP/3 or, with
+    /// [`ChannelBuilder::transport`], HTTP/2 over TLS; `http://host:port`
+    /// for plaintext HTTP/2 (h2c; the port defaults to 80).
+    pub fn builder(uri: impl Into<String>) -> ChannelBuilder {
+        ChannelBuilder {
+            uri: uri.into(),
+            transport: None,
+            tls: None,
+            rustls_config: None,
+            endpoint: None,
+            connect_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(10),
+            keep_alive_interval: None,
+            max_header_list_size: 16 * 1024,
+            backoff: BackoffConfig::default(),
+            wait_for_ready: false,
+        }
+    }
+}
+
+impl ChannelBuilder {
+    /// The transport: [`Transport::Http3`], [`Transport::Http2`] (TLS) or
+    /// [`Transport::H2c`] (plaintext). Default: HTTP/3 for `https://`
+    /// URIs, h2c for `http://` ones.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// How to verify the server (and present a client certificate).
+    /// Default: trust the system's root certificates.
+    pub fn tls_config(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Uses this rustls configuration (custom verifier, session cache,
+    /// key log...) instead of building one from
+    /// [`ChannelBuilder::tls_config`]; grpc-h3 only sets the ALPN protocol
+    /// of the transport. HTTP/3 needs TLS 1.3 in it. Default: built from
+    /// the [`ClientTlsConfig`].
+    pub fn rustls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.rustls_config = Some(config);
+        self
+    }
+
+    /// HTTP/3: opens connections from this QUIC endpoint (a socket bound to
+    /// a chosen address or interface, custom socket options) instead of the
+    /// per-thread shared one. Default: a shared endpoint per thread and
+    /// address family, with 8 MiB socket buffers where the OS allows.
+    pub fn quic_endpoint(mut self, endpoint: quinn::Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// How long one connection attempt (name resolution, every address,
+    /// handshake) may take before it fails with UNAVAILABLE. Default: 20 s,
+    /// gRPC's minimum connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Declares the server gone after this long without hearing from it.
+    /// HTTP/3: the QUIC idle timeout (the lower of the two peers' values
+    /// applies); keep-alive PINGs make a live server answer, so a server
+    /// that was killed or unplugged without closing is detected after this
+    /// long (plus at most one keep-alive interval). HTTP/2: how long a
+    /// keep-alive PING may go unanswered. Either way its calls then fail
+    /// with UNAVAILABLE. Default: 10 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sends keep-alives (QUIC or HTTP/2 PINGs) this often, so calls that
+    /// stay quiet longer than the idle timeout keep their connection and a
+    /// dead server is noticed. `None` turns them off. Must be shorter than
+    /// the idle timeout. Default: a third of the idle timeout.
+    pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive_interval = Some(interval);
+        self
+    }
+
+    /// Largest response header block accepted (counted as QPACK and HPACK
+    /// do); values above 768 KiB are lowered to 768 KiB. Default: 16 KiB.
+    pub fn max_header_list_size(mut self, bytes: u64) -> Self {
+        self.max_header_list_size = bytes.min(MAX_HEADER_LIST_SIZE_CEILING);
+        self
+    }
+
+    /// Delays between failed connection attempts. Default: gRPC's (1 s,
+    /// ×1.6, ±20 %, at most 120 s).
+    pub fn connection_backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Makes calls wait for a connection while the channel is backing off
+    /// after a failed attempt, instead of failing at once with UNAVAILABLE
+    /// (gRPC's wait-for-ready; a call's own setting wins). Default: off.
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = wait;
+        self
+    }
+
+    /// Builds the channel. Nothing is connected until the first call.
+    pub fn build(self) -> Result<Channel, Error> {
+        let uri: http::Uri = self.uri.parse().map_err(|e| {
+            Error::config(format!(
+                "invalid channel URI {:?}: {e}; expected https://host:port",
+                self.uri
+            ))
+        })?;
+        let plaintext = match uri.scheme_str() {
+            None | Some("https") => false,
+            Some("http") => true,
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "channel URI {:?}: unknown scheme {other:?}; use https:// (TLS) or http:// (plaintext HTTP/2)",
+                    self.uri
+                )))
+            }
+        };
+        let transport = match (self.transport, plaintext) {
+            (None, false) => Transport::Http3,
+            (None, true) | (Some(Transport::H2c), _) => Transport::H2c,
+            (Some(Transport::Http3 | Transport::Http2), true) => {
+                return Err(Error::config(format!(
+                    "channel URI {:?}: HTTP/3 and HTTP/2 over TLS need an https:// URI",
+                    self.uri
+                )))
+            }
+            (Some(transport), false) => transport,
+        };
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| Error::config(format!("channel URI {:?} has no host", self.uri)))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority
+            .port_u16()
+            .unwrap_or(if plaintext { 80 } else { 443 });
+        let target = Target {
+            host: host.clone(),
+            port,
+            connect_timeout: self.connect_timeout,
+        };
+        let keep_alive =
+            transport::keep_alive_interval(self.keep_alive_interval, self.idle_timeout, "channel")?;
+        let tls_config = self
+            .tls
+            .unwrap_or_else(|| ClientTlsConfig::new().with_system_roots());
+        let server_name = tls_config
+            .server_name_override()
+            .unwrap_or(&host)
+            .to_owned();
+        let with_alpn = |config: &rustls::ClientConfig, alpn: &[u8]| {
+            let mut config = config.clone();
+            config.alpn_protocols = vec![alpn.to_vec()];
+            config
+        };
+        let pools = match transport {
+            Transport::Http3 => {
+                let tls = match &self.rustls_config {
+                    Some(config) => with_alpn(config, crate::tls::ALPN_H3),
+                    None => tls_config.build()?,
+                };
+                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+                    .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
+                let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
+                let quic_transport =
+                    transport::transport_config(Side::Client, self.idle_timeout, keep_alive)?;
+                quic_config.transport_config(Arc::new(quic_transport));
+                Pools::Http3(Arc::new(Pool::new(
+                    H3Connector {
+                        target,
+                        server_name,
+                        quic_config,
+                        max_header_list_size: self.max_header_list_size,
+                        endpoint: self.endpoint,
+                        counters: Arc::default(),
+                    },
+                    self.backoff,
+                )))
+            }
+            Transport::Http2 | Transport::H2c => {
+                let tls = if transport == Transport::Http2 {
+                    let tls = match &self.rustls_config {
+                        Some(config) => with_alpn(config, crate::tls::ALPN_H2),
+                        None => tls_config.build_h2()?,
+                    };
+                    Some(tokio_rustls::TlsConnector::from(Arc::new(tls)))
+                } else {
+                    None
+                };
+                Pools::Http2(Arc::new(Pool::new(
+                    H2Connector {
+                        target,
+                        server_name,
+                        tls,
+                        keep_alive,
+                        idle_timeout: self.idle_timeout,
+                        max_header_list_size: u32::try_from(self.max_header_list_size)
+                            .unwrap_or(u32::MAX),
+                    },
+                    self.backoff,
+                )))
+            }
+        };
+        let scheme = if plaintext {
+            http::uri::Scheme::HTTP
+        } else {
+            http::uri::Scheme::HTTPS
+        };
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                pools,
+                scheme,
+                authority,
+                wait_for_ready: self.wait_for_ready,
+            }),
+        })
+    }
+}

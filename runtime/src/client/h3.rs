@@ -1,0 +1,274 @@
+//! The channel's HTTP/3 side: QUIC connections (one shared UDP endpoint per
+//! thread), and each call as an h3 request stream whose request body a task
+//! writes while the response comes back as an `http_body` body.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use grpc_h3_core::Status;
+use h3::error::StreamError;
+use http_body::Body as _;
+
+use super::channel::SendFailure;
+use super::connect::{self, Attempt, Conn, Connector, Progress, Target};
+use crate::errors::TransportError;
+use crate::transport::h3_body::{self, H3ResponseBody, RequestSender, SendError};
+use crate::transport::quic::{self, ConnState, TransportCounters};
+use crate::{Body, Transport};
+
+pub(crate) type Sender = h3::client::SendRequest<quic::Opener, Bytes>;
+
+thread_local! {
+    static ENDPOINTS: std::cell::RefCell<[Option<quinn::Endpoint>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
+}
+
+/// A client UDP endpoint for `bind`'s address family, shared by the
+/// connections opened from this thread: quinn multiplexes any number of
+/// connections over one endpoint, so a new connection pays for no socket,
+/// buffers or driver task of its own. Its socket buffers are as large as
+/// the kernel allows, up to 8 MiB (see `transport::UDP_BUFFER_BYTES`).
+/// The cache is per thread because an endpoint's driver lives on the
+/// runtime that created it, and a worker thread belongs to one runtime;
+/// `fresh` replaces an endpoint whose runtime has shut down.
+fn shared_endpoint(bind: SocketAddr, fresh: bool) -> std::io::Result<quinn::Endpoint> {
+    ENDPOINTS.with(|endpoints| {
+        let mut endpoints = endpoints.borrow_mut();
+        let slot = &mut endpoints[usize::from(bind.is_ipv6())];
+        match slot {
+            Some(endpoint) if !fresh => Ok(endpoint.clone()),
+            _ => {
+                let socket =
+                    crate::transport::udp_socket(bind, crate::transport::UDP_BUFFER_BYTES)?;
+                let endpoint = crate::transport::endpoint(socket, None)?;
+                *slot = Some(endpoint.clone());
+                Ok(endpoint)
+            }
+        }
+    })
+}
+
+/// Opens HTTP/3 connections to one target.
+pub(crate) struct H3Connector {
+    pub(crate) target: Target,
+    pub(crate) server_name: String,
+    pub(crate) quic_config: quinn::ClientConfig,
+    pub(crate) max_header_list_size: u64,
+    /// The user's own endpoint, instead of the shared ones.
+    pub(crate) endpoint: Option<quinn::Endpoint>,
+    pub(crate) counters: Arc<TransportCounters>,
+}
+
+/// One live HTTP/3 connection. Calls hold a clone of `sender`, which keeps
+/// the connection open until they finish even after the channel replaced
+/// it.
+pub(crate) struct H3Connection {
+    sender: Sender,
+    state: Arc<ConnState>,
+    quic: quinn::Connection,
+    retired: AtomicBool,
+    driver_done: Arc<AtomicBool>,
+    // The socket must outlive the connection.
+    _endpoint: quinn::Endpoint,
+}
+
+impl Conn for H3Connection {
+    fn usable(&self) -> bool {
+        !self.retired.load(Ordering::Acquire)
+            && !self.driver_done.load(Ordering::Acquire)
+            && self.quic.close_reason().is_none()
+            && !self.state.going_away()
+    }
+
+    fn remote_address(&self) -> SocketAddr {
+        self.quic.remote_address()
+    }
+}
+
+impl Connector for H3Connector {
+    type Conn = H3Connection;
+
+    fn connect(
+        self: Arc<Self>,
+        progress: Arc<Progress>,
+    ) -> Pin<Box<dyn Future<Output = Result<H3Connection, Status>> + Send>> {
+        Box::pin(async move {
+            let this = self.clone();
+            connect::connect(
+                &self.target,
+                &progress,
+                move |addr| -> Attempt<H3Connection> { Box::pin(this.clone().connect_to(addr)) },
+            )
+            .await
+        })
+    }
+
+    fn silence(&self) -> &'static str {
+        "no QUIC answer"
+    }
+
+    fn authority(&self) -> String {
+        self.target.authority()
+    }
+}
+
+impl H3Connector {
+    /// Opens a QUIC connection to `addr` and sets HTTP/3 up on it.
+    async fn connect_to(self: Arc<Self>, addr: SocketAddr) -> Result<H3Connection, String> {
+        let bind: SocketAddr = if addr.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let open = |fresh| {
+            let endpoint = match &self.endpoint {
+                Some(endpoint) => endpoint.clone(),
+                None => shared_endpoint(bind, fresh)
+                    .map_err(|e| format!("cannot open a UDP socket on {bind}: {e}"))?,
+            };
+            let connecting =
+                endpoint.connect_with(self.quic_config.clone(), addr, &self.server_name);
+            Ok::<_, String>((endpoint, connecting))
+        };
+        let (endpoint, connecting) = match open(false)? {
+            // The cached endpoint's runtime is gone: make a new one.
+            (_, Err(quinn::ConnectError::EndpointStopping)) if self.endpoint.is_none() => {
+                open(true)?
+            }
+            opened => opened,
+        };
+        let connecting = connecting.map_err(|e| format!("cannot connect: {e}"))?;
+        let quic_conn = connecting.await.map_err(|e| {
+            let text = e.to_string();
+            match crate::tls::verify::explanation(&text) {
+                Some(explained) => format!("TLS: {explained}"),
+                None => format!("QUIC handshake failed: {text}"),
+            }
+        })?;
+        let state = Arc::new(ConnState::new(
+            self.max_header_list_size,
+            self.counters.clone(),
+        ));
+        let (mut driver, sender) = h3::client::builder()
+            .max_field_section_size(self.max_header_list_size)
+            .build(quic::Connection::client(quic_conn.clone(), state.clone()))
+            .await
+            .map_err(|e| format!("HTTP/3 setup failed: {e}"))?;
+        let driver_done = Arc::new(AtomicBool::new(false));
+        let done = driver_done.clone();
+        tokio::spawn(async move {
+            let err = poll_fn(|cx| driver.poll_close(cx)).await;
+            tracing::debug!(error = %err, "HTTP/3 connection ended");
+            done.store(true, Ordering::Release);
+        });
+        Ok(H3Connection {
+            sender,
+            state,
+            quic: quic_conn,
+            retired: AtomicBool::new(false),
+            driver_done,
+            _endpoint: endpoint,
+        })
+    }
+}
+
+/// Aborts the request-sending task when dropped (its send half then
+/// resets the stream).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Writes a request body on the stream until its end (FIN); a failing body
+/// resets the stream, a server that stops reading ends the sending.
+async fn send_body(mut send: RequestSender, mut body: Body) {
+    loop {
+        let frame = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let sent = match frame {
+            None => {
+                let _ = send.finish().await;
+                return;
+            }
+            // Dropping `send` resets the stream: the caller reports why.
+            Some(Err(_)) => return,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if data.is_empty() => continue,
+                Ok(data) => send.send(data).await,
+                // Trailers in a request: gRPC has none.
+                Err(_) => continue,
+            },
+        };
+        match sent {
+            Ok(()) => {}
+            Err(SendError::Stopped) => return,
+            Err(SendError::Failed(status)) => {
+                tracing::debug!(%status, "sending the request failed");
+                return;
+            }
+        }
+    }
+}
+
+impl H3Connection {
+    /// Stops handing this connection to new calls (after a connection-level
+    /// failure); calls in flight keep it alive until they end.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Sends `request` on a new stream; resolves with the response head,
+    /// its body streaming. A request the connection could not take (it was
+    /// going away or lost) comes back unsent, for another connection.
+    pub(crate) async fn send(
+        self: Arc<Self>,
+        request: http::Request<Body>,
+    ) -> Result<http::Response<H3ResponseBody>, SendFailure> {
+        let (parts, body) = request.into_parts();
+        let mut head = http::Request::new(());
+        *head.method_mut() = parts.method.clone();
+        *head.uri_mut() = parts.uri.clone();
+        *head.headers_mut() = parts.headers.clone();
+        let mut sender = self.sender.clone();
+        let stream = match sender.send_request(head).await {
+            Ok(stream) => stream,
+            Err(e @ (StreamError::RemoteClosing { .. } | StreamError::ConnectionError { .. })) => {
+                tracing::debug!(error = %e, "connection unusable; the request was not sent");
+                self.retire();
+                return Err(SendFailure::Unsent(http::Request::from_parts(parts, body)));
+            }
+            // A problem with this request alone (e.g. headers over the
+            // peer's limit): the connection stays.
+            Err(e) => {
+                return Err(SendFailure::Failed(TransportError::new(
+                    crate::transport::h3_status::status_for_stream(e),
+                    false,
+                )))
+            }
+        };
+        let id = stream.id().into_inner();
+        let (send, mut recv) = stream.split();
+        let task = AbortOnDrop(tokio::spawn(send_body(RequestSender::new(send), body)));
+        let head = match recv.recv_response().await {
+            Ok(head) => head,
+            Err(e) => {
+                let error = h3_body::transport_error(e, &self.state, id);
+                if error.unprocessed() || error.status().code() == grpc_h3_core::Code::Unavailable {
+                    self.retire();
+                }
+                return Err(SendFailure::Failed(error));
+            }
+        };
+        let (mut parts, ()) = head.into_parts();
+        parts.extensions.insert(Transport::Http3);
+        let keep = Box::new((sender, task, self.clone()));
+        let body = H3ResponseBody::new(recv, self.state.clone(), id, keep);
+        Ok(http::Response::from_parts(parts, body))
+    }
+}
