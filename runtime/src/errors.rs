@@ -93,6 +93,38 @@ impl From<TransportError> for Status {
     }
 }
 
+/// Why our side ended an HTTP/2 stream early (a deadline, a cancelled call,
+/// a drain that gave up). Its source is an `h2::Error` with reason CANCEL,
+/// and hyper resets a stream with the reason it finds in the error of a
+/// failing service or body: so the peer gets RST_STREAM(CANCEL), as
+/// PROTOCOL-HTTP2 asks for cancellation and deadlines.
+#[derive(Debug)]
+pub(crate) struct CancelStream {
+    why: &'static str,
+    cancel: h2::Error,
+}
+
+impl CancelStream {
+    pub(crate) fn new(why: &'static str) -> CancelStream {
+        CancelStream {
+            why,
+            cancel: h2::Error::from(h2::Reason::CANCEL),
+        }
+    }
+}
+
+impl fmt::Display for CancelStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.why)
+    }
+}
+
+impl std::error::Error for CancelStream {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cancel)
+    }
+}
+
 /// The status for an HTTP/2 RST_STREAM (or GOAWAY) reason, as
 /// PROTOCOL-HTTP2.md maps them.
 pub(crate) fn status_for_h2_reason(reason: h2::Reason, context: &str) -> Status {

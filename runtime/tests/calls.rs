@@ -1,12 +1,12 @@
 //! The four call kinds, limits, metadata, statuses and compression, end to
-//! end over QUIC on loopback.
+//! end on loopback over each transport (HTTP/3, HTTP/2 with TLS, h2c).
 
 mod common;
 
 use std::time::Duration;
 
 use common::pb::EchoRequest;
-use common::{payload, start, EchoClient};
+use common::{payload, start_on, EchoClient};
 use grpc_h3::{Code, CompressionEncoding, Request, Status};
 
 const MIB: usize = 1024 * 1024;
@@ -15,19 +15,20 @@ fn stream_of(requests: Vec<EchoRequest>) -> tokio_stream::Iter<std::vec::IntoIte
     tokio_stream::iter(requests)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unary_round_trip() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn unary_round_trip(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let response = client.unary(Request::new(payload(10))).await.unwrap();
     assert_eq!(response.get_ref().payload, vec![b'p'; 10]);
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_four_kinds_with_messages_above_4_mib() {
+on_every_transport! {
+async fn all_four_kinds_with_messages_above_4_mib(t: Transport) {
     let big = 5 * MIB;
-    let server = start(|b| b.max_decoding_message_size(8 * MIB)).await;
+    let server = start_on(t, |b| b.max_decoding_message_size(8 * MIB)).await;
     let mut client = EchoClient::new(server.channel());
     client.options.max_decoding_message_size = 8 * MIB;
 
@@ -73,10 +74,11 @@ async fn all_four_kinds_with_messages_above_4_mib() {
     assert_eq!(sizes, [big, 7, big]);
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bidi_is_interactive() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn bidi_is_interactive(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let mut echoes = client
@@ -97,10 +99,11 @@ async fn bidi_is_interactive() {
     assert!(echoes.message().await.unwrap().is_none());
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn empty_streams_and_zero_length_messages() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn empty_streams_and_zero_length_messages(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let empty = client.unary(Request::new(payload(0))).await.unwrap();
     assert!(empty.get_ref().payload.is_empty());
@@ -130,10 +133,11 @@ async fn empty_streams_and_zero_length_messages() {
     assert!(stream.message().await.unwrap().is_none());
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_concurrent_unary_calls_on_one_connection() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn thousand_concurrent_unary_calls_on_one_connection(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let calls: Vec<_> = (0..1000usize)
         .map(|i| {
@@ -158,10 +162,11 @@ async fn thousand_concurrent_unary_calls_on_one_connection() {
     server.wait_no_live_calls().await;
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_status_code_round_trips_with_a_unicode_message() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn every_status_code_round_trips_with_a_unicode_message(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let message = "ünïcødé ✓ 100% \u{1F600}\nnew line";
     for code in Code::ALL.into_iter().skip(1) {
@@ -195,10 +200,11 @@ async fn every_status_code_round_trips_with_a_unicode_message() {
     }
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_and_ascii_metadata_round_trip_initial_and_trailing() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn binary_and_ascii_metadata_round_trip_initial_and_trailing(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let blob: Vec<u8> = (0..=255u8).collect();
     let mut request = Request::new(payload(1));
@@ -272,10 +278,11 @@ async fn binary_and_ascii_metadata_round_trip_initial_and_trailing() {
     );
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gzip_round_trips_both_ways() {
-    let server = start(|b| b.send_compressed(CompressionEncoding::Gzip)).await;
+on_every_transport! {
+async fn gzip_round_trips_both_ways(t: Transport) {
+    let server = start_on(t, |b| b.send_compressed(CompressionEncoding::Gzip)).await;
     let mut client = EchoClient::new(server.channel());
     client.options.send_compression = Some(CompressionEncoding::Gzip);
     // Highly compressible and above the 4 MiB limit uncompressed would be
@@ -304,10 +311,11 @@ async fn gzip_round_trips_both_ways() {
     );
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compressed_request_to_a_server_that_refuses_compression_is_unimplemented() {
-    let server = start(|b| b.accept_no_compression()).await;
+on_every_transport! {
+async fn compressed_request_to_a_server_that_refuses_compression_is_unimplemented(t: Transport) {
+    let server = start_on(t, |b| b.accept_no_compression()).await;
     let mut client = EchoClient::new(server.channel());
     client.options.send_compression = Some(CompressionEncoding::Gzip);
     let status = client.unary(Request::new(payload(10))).await.unwrap_err();
@@ -317,10 +325,11 @@ async fn compressed_request_to_a_server_that_refuses_compression_is_unimplemente
     client.unary(Request::new(payload(10))).await.unwrap();
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversize_messages_are_resource_exhausted_in_both_directions() {
-    let server = start(|b| b.max_decoding_message_size(1000)).await;
+on_every_transport! {
+async fn oversize_messages_are_resource_exhausted_in_both_directions(t: Transport) {
+    let server = start_on(t, |b| b.max_decoding_message_size(1000)).await;
     let mut client = EchoClient::new(server.channel());
 
     // Request over the server's limit.
@@ -352,10 +361,11 @@ async fn oversize_messages_are_resource_exhausted_in_both_directions() {
     server.wait_no_live_calls().await;
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_service_and_method_are_unimplemented() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn unknown_service_and_method_are_unimplemented(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     for path in ["/test.Nope/Unary", "/test.Echo/Nope"] {
         let status = client
@@ -366,10 +376,11 @@ async fn unknown_service_and_method_are_unimplemented() {
     }
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_handler_is_internal_and_the_server_keeps_serving() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn a_panicking_handler_is_internal_and_the_server_keeps_serving(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let request = EchoRequest {
         panic: true,
@@ -382,10 +393,11 @@ async fn a_panicking_handler_is_internal_and_the_server_keeps_serving() {
     server.wait_no_live_calls().await;
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handlers_see_peer_address_and_deadline() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn handlers_see_peer_transport_method_and_deadline(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let mut request = Request::new(EchoRequest {
         report_peer: true,
@@ -393,18 +405,24 @@ async fn handlers_see_peer_address_and_deadline() {
     });
     request.set_timeout(Duration::from_secs(5));
     let response = client.unary(request).await.unwrap();
+    // The client sees the transport too.
+    assert_eq!(response.extensions().get::<grpc_h3::Transport>(), Some(&t));
     let text = String::from_utf8(response.into_inner().payload).unwrap();
-    assert_eq!(text, "addr=127.0.0.1 certs=0 deadline=true");
+    assert_eq!(
+        text,
+        format!("addr=127.0.0.1 certs=0 deadline=true transport={t} method=Unary")
+    );
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_answering_before_the_request_ends_is_not_a_client_error() {
+on_every_transport! {
+async fn server_answering_before_the_request_ends_is_not_a_client_error(t: Transport) {
     // The first message makes the server fail the call at once, while the
     // client still has an endless stream to send: the server stops reading
     // (STOP_SENDING with H3_NO_ERROR) and the client must report the
     // server's status, not a send failure or a cancellation.
-    let server = start(|b| b).await;
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let first = EchoRequest {
         status_code: Code::FailedPrecondition as i32,
@@ -435,4 +453,5 @@ async fn server_answering_before_the_request_ends_is_not_a_client_error() {
     client.unary(Request::new(payload(1))).await.unwrap();
     server.wait_no_live_calls().await;
     server.shutdown().await;
+}
 }

@@ -1,5 +1,5 @@
 //! Deadlines, cancellation, graceful shutdown, reconnection and mutual TLS,
-//! end to end over QUIC on loopback.
+//! end to end on loopback over each transport.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::pb::EchoRequest;
-use common::{payload, start, start_at, EchoClient};
+use common::{payload, start, start_at_on, start_on, EchoClient};
 use grpc_h3::tls::ClientAuth;
 use grpc_h3::{Code, Request};
 
@@ -18,9 +18,9 @@ fn sleeping(ms: u32) -> EchoRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deadline_expiry_fails_the_call_and_drops_the_server_handler() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn deadline_expiry_fails_the_call_and_drops_the_server_handler(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
     let mut request = Request::new(sleeping(30_000));
     request.set_timeout(Duration::from_millis(200));
@@ -62,6 +62,7 @@ async fn deadline_expiry_fails_the_call_and_drops_the_server_handler() {
     server.wait_no_live_calls().await;
     server.shutdown().await;
 }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_enforces_grpc_timeout_by_resetting_the_stream() {
@@ -95,9 +96,9 @@ async fn server_enforces_grpc_timeout_by_resetting_the_stream() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_cancel_is_observed_by_the_server() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn client_cancel_is_observed_by_the_server(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
 
     // Unary: the request is complete, so only STOP_SENDING tells the server.
@@ -166,10 +167,11 @@ async fn client_cancel_is_observed_by_the_server() {
     client.unary(Request::new(payload(1))).await.unwrap();
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_loses_no_in_flight_call_and_refuses_new_ones() {
-    let mut server = start(|b| b.grace_period(Duration::from_secs(20))).await;
+on_every_transport! {
+async fn graceful_shutdown_loses_no_in_flight_call_and_refuses_new_ones(t: Transport) {
+    let mut server = start_on(t, |b| b.grace_period(Duration::from_secs(20))).await;
     let client = EchoClient::new(server.channel());
     let calls: Vec<_> = (0..50)
         .map(|_| {
@@ -188,10 +190,14 @@ async fn graceful_shutdown_loses_no_in_flight_call_and_refuses_new_ones() {
     // Once the drain is under way, new calls are refused with a retryable
     // status while the others finish. (A call that raced ahead of the
     // shutdown signal is simply served.)
+    let mut raced = 0;
     let refused = async {
         loop {
             match client.unary(Request::new(payload(1))).await {
-                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(_) => {
+                    raced += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 Err(status) => return status,
             }
         }
@@ -205,14 +211,15 @@ async fn graceful_shutdown_loses_no_in_flight_call_and_refuses_new_ones() {
         let response = call.await.unwrap().unwrap();
         assert!(response.get_ref().payload.is_empty());
     }
-    assert_eq!(server.stats.completed.load(Ordering::SeqCst), 50);
+    assert_eq!(server.stats.completed.load(Ordering::SeqCst), 50 + raced);
     assert_eq!(server.stats.dropped.load(Ordering::SeqCst), 0);
     server.wait_stopped().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grace_period_expiry_makes_the_server_drop_calls() {
-    let mut server = start(|b| b.grace_period(Duration::from_millis(200))).await;
+on_every_transport! {
+async fn grace_period_expiry_makes_the_server_drop_calls(t: Transport) {
+    let mut server = start_on(t, |b| b.grace_period(Duration::from_millis(200))).await;
     let client = EchoClient::new(server.channel());
     let call = {
         let client = client.clone();
@@ -235,13 +242,14 @@ async fn grace_period_expiry_makes_the_server_drop_calls() {
     assert_eq!(server.stats.dropped.load(Ordering::SeqCst), 1);
     server.wait_stopped().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn channel_reconnects_after_the_server_restarts() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn channel_reconnects_after_the_server_restarts(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let (addr, cert) = (server.addr, server.cert.clone());
-    let channel = grpc_h3::Channel::builder(format!("https://127.0.0.1:{}", addr.port()))
-        .tls_config(server.tls())
+    let channel = server
+        .channel_builder()
         .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap();
@@ -254,7 +262,7 @@ async fn channel_reconnects_after_the_server_restarts() {
 
     // The channel is backing off after that failed attempt: a call that
     // waits for ready rides out the backoff and reconnects by itself.
-    let server = start_at(addr, cert, |b| b).await;
+    let server = start_at_on(t, addr, cert, |b| b).await;
     let mut request = Request::new(payload(2));
     request.set_wait_for_ready(true);
     request.set_timeout(Duration::from_secs(20));
@@ -262,11 +270,12 @@ async fn channel_reconnects_after_the_server_restarts() {
     assert_eq!(response.get_ref().payload.len(), 2);
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_accepts_a_valid_client_certificate_and_refuses_a_missing_one() {
+on_every_transport! {
+tls async fn mutual_tls_accepts_a_valid_client_certificate_and_refuses_a_missing_one(t: Transport) {
     let (ca_pem, identity) = common::client_ca_and_identity();
-    let server = start(|b| b.client_ca_certificate(&ca_pem, ClientAuth::Required)).await;
+    let server = start_on(t, |b| b.client_ca_certificate(&ca_pem, ClientAuth::Required)).await;
 
     let with_cert = EchoClient::new(server.channel_with(server.tls().identity(identity.clone())));
     let request = EchoRequest {
@@ -279,7 +288,7 @@ async fn mutual_tls_accepts_a_valid_client_certificate_and_refuses_a_missing_one
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&response.get_ref().payload),
-        "addr=127.0.0.1 certs=1 deadline=false"
+        format!("addr=127.0.0.1 certs=1 deadline=false transport={t} method=Unary")
     );
 
     let without = EchoClient::new(server.channel());
@@ -298,11 +307,12 @@ async fn mutual_tls_accepts_a_valid_client_certificate_and_refuses_a_missing_one
     );
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn optional_client_auth_accepts_both() {
+on_every_transport! {
+tls async fn optional_client_auth_accepts_both(t: Transport) {
     let (ca_pem, identity) = common::client_ca_and_identity();
-    let server = start(|b| b.client_ca_certificate(&ca_pem, ClientAuth::Optional)).await;
+    let server = start_on(t, |b| b.client_ca_certificate(&ca_pem, ClientAuth::Optional)).await;
     let request = EchoRequest {
         report_peer: true,
         ..Default::default()
@@ -318,10 +328,11 @@ async fn optional_client_auth_accepts_both() {
     assert!(String::from_utf8_lossy(&response.get_ref().payload).contains("certs=1"));
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn untrusted_server_certificate_is_unavailable_with_a_clear_message() {
-    let server = start(|b| b).await;
+on_every_transport! {
+tls async fn untrusted_server_certificate_is_unavailable_with_a_clear_message(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let other = grpc_h3::tls::DevCertificate::localhost().unwrap();
     let client = EchoClient::new(
         server.channel_with(grpc_h3::tls::ClientTlsConfig::new().ca_certificate(other.cert_pem())),
@@ -335,10 +346,11 @@ async fn untrusted_server_certificate_is_unavailable_with_a_clear_message() {
     );
     server.shutdown().await;
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancellation_token_ends_the_call_with_cancelled_on_both_sides() {
-    let server = start(|b| b).await;
+on_every_transport! {
+async fn a_cancellation_token_ends_the_call_with_cancelled_on_both_sides(t: Transport) {
+    let server = start_on(t, |b| b).await;
     let client = EchoClient::new(server.channel());
 
     let token = grpc_h3::CancellationToken::new();
@@ -385,4 +397,5 @@ async fn a_cancellation_token_ends_the_call_with_cancelled_on_both_sides() {
         .await;
     server.wait_no_live_calls().await;
     server.shutdown().await;
+}
 }

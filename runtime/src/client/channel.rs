@@ -170,6 +170,8 @@ enum Kind {
         body: hyper::body::Incoming,
         // The connection stays referenced while its response is read.
         _conn: Arc<H2Connection>,
+        // Dropped with the body, it cancels the call (see `H2Connection::send`).
+        _cancel: tokio_util::sync::DropGuard,
     },
 }
 
@@ -300,11 +302,12 @@ impl Inner {
                         let conn = pool.get(wait_for_ready).await.map_err(no_connection)?;
                         watch.connected();
                         let keep = conn.clone();
-                        conn.send(request).await.map(|r| {
-                            r.map(|b| ResponseBody {
+                        conn.send(request).await.map(|(response, cancel)| {
+                            response.map(|body| ResponseBody {
                                 kind: Kind::Http2 {
-                                    body: b,
+                                    body,
                                     _conn: keep,
+                                    _cancel: cancel,
                                 },
                             })
                         })

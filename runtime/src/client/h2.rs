@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use grpc_h3_core::Status;
+use http_body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
 use super::channel::SendFailure;
 use super::connect::{self, Attempt, Conn, Connector, Progress, Target};
-use crate::errors::TransportError;
+use crate::errors::{CancelStream, TransportError};
 use crate::{Body, Transport};
 
 /// Opens HTTP/2 connections to one target.
@@ -147,25 +150,42 @@ impl H2Connection {
         self.retired.store(true, Ordering::Release);
     }
 
-    /// Sends `request` on a new stream; resolves with the response head.
-    /// A request the connection could not take (it closed or got a GOAWAY
-    /// first) comes back unsent, for another connection.
+    /// Sends `request` on a new stream; resolves with the response head
+    /// and what cancels the call when dropped (keep it with the response
+    /// body). A request the connection could not take (it closed or got a
+    /// GOAWAY first) comes back unsent, for another connection.
     pub(crate) async fn send(
         self: Arc<Self>,
         request: http::Request<Body>,
-    ) -> Result<http::Response<hyper::body::Incoming>, SendFailure> {
+    ) -> Result<(http::Response<hyper::body::Incoming>, DropGuard), SendFailure> {
         let mut sender = self.sender.clone();
         if sender.ready().await.is_err() {
             self.retire();
             return Err(SendFailure::Unsent(request));
         }
+        // hyper resets a stream when both its halves are dropped, but its
+        // request half lives in hyper's task until the request body ends:
+        // a caller that gives up on the response (or on the call) would
+        // leave the stream open while the body waits. The request body
+        // watches for that and fails, which resets the stream with CANCEL.
+        let gone = CancellationToken::new();
+        let guard = gone.clone().drop_guard();
+        let request = request.map(|body| {
+            Body::new(RequestBody {
+                inner: body,
+                gone: Box::pin(gone.cancelled_owned()),
+            })
+        });
         match sender.try_send_request(request).await {
             Ok(mut response) => {
                 response.extensions_mut().insert(self.transport);
-                Ok(response)
+                Ok((response, guard))
             }
             Err(mut e) => {
-                let unsent = e.take_message();
+                // Given back unsent: no call to cancel.
+                let unsent = e.take_message().inspect(|_| {
+                    guard.disarm();
+                });
                 let error = e.into_error();
                 let transport = TransportError::from_error(&error);
                 if transport.unprocessed()
@@ -179,5 +199,38 @@ impl H2Connection {
                 }
             }
         }
+    }
+}
+
+/// A request body that fails (so that hyper resets the stream with
+/// CANCEL) once the caller has dropped the call.
+struct RequestBody {
+    inner: Body,
+    gone: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = CancelStream;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, CancelStream>>> {
+        if self.gone.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(CancelStream::new("the call was cancelled"))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(|status| {
+            tracing::debug!(%status, "the request body failed; resetting the stream");
+            CancelStream::new("the request body failed")
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

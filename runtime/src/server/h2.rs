@@ -3,7 +3,6 @@
 //! call's deadline passes or the drain's grace period ends, GOAWAY on
 //! drain, and an `alt-svc` header pointing clients at HTTP/3.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,38 +20,9 @@ use super::activity::{Activity, OpenCall};
 use super::front::{self, Call};
 use super::stats::Held;
 use super::Shared;
+use crate::errors::CancelStream;
 use crate::extensions::{PeerInfo, Transport};
 use crate::Body;
-
-/// Why the server ended a call on its own: its source is an HTTP/2 CANCEL,
-/// so hyper resets the stream with RST_STREAM(CANCEL), as PROTOCOL-HTTP2
-/// says for a deadline.
-#[derive(Debug)]
-pub(crate) struct CallAborted {
-    why: &'static str,
-    cancel: h2::Error,
-}
-
-impl CallAborted {
-    fn new(why: &'static str) -> CallAborted {
-        CallAborted {
-            why,
-            cancel: h2::Error::from(h2::Reason::CANCEL),
-        }
-    }
-}
-
-impl fmt::Display for CallAborted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.why)
-    }
-}
-
-impl std::error::Error for CallAborted {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.cancel)
-    }
-}
 
 /// A response body that ends the call (RST_STREAM CANCEL) at its deadline
 /// or when the drain gives up, records how the call ended, and keeps the
@@ -86,21 +56,21 @@ impl Guarded {
 
 impl http_body::Body for Guarded {
     type Data = Bytes;
-    type Error = CallAborted;
+    type Error = CancelStream;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, CallAborted>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, CancelStream>>> {
         let this = &mut *self;
         if this.abort.as_mut().poll(cx).is_ready() {
             this.finish(None);
-            return Poll::Ready(Some(Err(CallAborted::new("the server is shutting down"))));
+            return Poll::Ready(Some(Err(CancelStream::new("the server is shutting down"))));
         }
         if let Some(deadline) = &mut this.deadline {
             if deadline.as_mut().poll(cx).is_ready() {
                 this.finish(None);
-                return Poll::Ready(Some(Err(CallAborted::new("deadline exceeded"))));
+                return Poll::Ready(Some(Err(CancelStream::new("deadline exceeded"))));
             }
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
@@ -122,7 +92,7 @@ impl http_body::Body for Guarded {
             Poll::Ready(Some(Err(status))) => {
                 tracing::debug!(%status, "the response body failed; resetting the stream");
                 this.finish(None);
-                Poll::Ready(Some(Err(CallAborted::new("the response body failed"))))
+                Poll::Ready(Some(Err(CancelStream::new("the response body failed"))))
             }
         }
     }
@@ -161,7 +131,7 @@ impl Connection {
     async fn call(
         self,
         request: http::Request<hyper::body::Incoming>,
-    ) -> Result<http::Response<Guarded>, CallAborted> {
+    ) -> Result<http::Response<Guarded>, CancelStream> {
         let shared = &self.shared;
         let mut request = request.map(Body::new);
         let abort = || shared.abort.clone().cancelled_owned();
@@ -174,8 +144,8 @@ impl Connection {
         let span = call.span.clone();
         let response = tokio::select! {
             response = front::respond(shared, request).instrument(span) => response,
-            () = until(deadline) => return Err(CallAborted::new("deadline exceeded")),
-            () = shared.abort.cancelled() => return Err(CallAborted::new("the server is shutting down")),
+            () = until(deadline) => return Err(CancelStream::new("deadline exceeded")),
+            () = shared.abort.cancelled() => return Err(CancelStream::new("the server is shutting down")),
         };
         let response = response.map(|inner| Guarded {
             inner,
@@ -190,9 +160,9 @@ impl Connection {
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Connection {
     type Response = http::Response<Guarded>;
-    type Error = CallAborted;
+    type Error = CancelStream;
     type Future =
-        Pin<Box<dyn Future<Output = Result<http::Response<Guarded>, CallAborted>> + Send>>;
+        Pin<Box<dyn Future<Output = Result<http::Response<Guarded>, CancelStream>> + Send>>;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
         Box::pin(self.clone().call(request))
@@ -285,11 +255,21 @@ pub(crate) async fn serve(
     let connection = http2_builder(&shared).serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut closing = false;
+    // Set once the drain gives up: the calls still running are reset
+    // (their bodies fail with CANCEL), and the connection gets this long to
+    // send those resets and the responses already written, then it is
+    // dropped.
+    let mut flush_until: Option<Instant> = None;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
-                    tracing::debug!(peer = %addr, error = %e, "HTTP/2 connection ended");
+                    if is_rapid_reset_goaway(&e) {
+                        shared.meters.counters.early_reset_closes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(peer = %addr, "a client reset streams faster than they were accepted; connection closed (GOAWAY ENHANCE_YOUR_CALM)");
+                    } else {
+                        tracing::debug!(peer = %addr, error = %e, "HTTP/2 connection ended");
+                    }
                 }
                 return;
             }
@@ -302,10 +282,36 @@ pub(crate) async fn serve(
                 shared.meters.counters.idle_closes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 connection.as_mut().graceful_shutdown();
             }
-            () = shared.abort.cancelled() => return,
+            () = shared.abort.cancelled(), if flush_until.is_none() => {
+                if !closing {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                flush_until = Some(Instant::now() + ABORT_FLUSH);
+            }
+            () = until(flush_until), if flush_until.is_some() => return,
         }
     }
 }
+
+/// Whether hyper ended a connection because the client reset too many
+/// streams before they were accepted (h2's rapid-reset defence).
+fn is_rapid_reset_goaway(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away()
+                && !h2.is_remote()
+                && h2.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM);
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// How long a connection may take to send what is queued once the drain
+/// has given up on it.
+const ABORT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A TCP stream, with TLS or without.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use grpc_h3::client::ChannelBuilder;
 use grpc_h3::client::Grpc;
 use grpc_h3::codegen::{self, BoxFuture, NamedService, ProstCodec, ServiceSettings};
-use grpc_h3::server::{Server, ServerBuilder, ServerHandle};
+use grpc_h3::server::{Listen, Server, ServerBuilder, ServerHandle};
 use grpc_h3::tls::{ClientTlsConfig, DevCertificate};
-use grpc_h3::{Body, CallOptions, Channel, Code, Request, Response, Status, Streaming};
+use grpc_h3::{Body, CallOptions, Channel, Code, Request, Response, Status, Streaming, Transport};
 use http::uri::PathAndQuery;
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
@@ -217,12 +218,16 @@ async fn unary(
     }
     let payload = if msg.report_peer {
         format!(
-            "addr={} certs={} deadline={}",
+            "addr={} certs={} deadline={} transport={} method={}",
             req.remote_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_default(),
             req.peer_certificates().map_or(0, |c| c.len()),
-            req.deadline().is_some()
+            req.deadline().is_some(),
+            req.extensions()
+                .get::<Transport>()
+                .map_or("none", |t| t.as_str()),
+            req.method().map_or("none", |m| m.method()),
         )
         .into_bytes()
     } else if msg.response_size > 0 {
@@ -372,8 +377,50 @@ async fn bidi(
     Ok(response)
 }
 
+/// Runs a test body once per transport, as `NAME::http3`, `NAME::http2`
+/// and `NAME::h2c` (or only the TLS ones with `tls` first). The body gets
+/// the transport as `$t`.
+#[macro_export]
+macro_rules! on_every_transport {
+    (tls async fn $name:ident($t:ident: Transport) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($t: grpc_h3::Transport) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http3() {
+                run(grpc_h3::Transport::Http3).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http2() {
+                run(grpc_h3::Transport::Http2).await
+            }
+        }
+    };
+    (async fn $name:ident($t:ident: Transport) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($t: grpc_h3::Transport) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http3() {
+                run(grpc_h3::Transport::Http3).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http2() {
+                run(grpc_h3::Transport::Http2).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn h2c() {
+                run(grpc_h3::Transport::H2c).await
+            }
+        }
+    };
+}
+
 /// A running test server.
 pub struct TestServer {
+    pub transport: Transport,
     pub addr: SocketAddr,
     pub handle: ServerHandle,
     pub cert: DevCertificate,
@@ -382,8 +429,20 @@ pub struct TestServer {
     task: tokio::task::JoinHandle<Result<(), grpc_h3::Error>>,
 }
 
+/// A server for HTTP/3 (and HTTP/2 on the same port) whose channels use
+/// HTTP/3.
 pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
-    start_at(
+    start_on(Transport::Http3, configure).await
+}
+
+/// A server whose channels use `transport`: HTTP/3 and HTTP/2 with TLS on
+/// one port, or h2c alone.
+pub async fn start_on(
+    transport: Transport,
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> TestServer {
+    start_at_on(
+        transport,
         "127.0.0.1:0".parse().unwrap(),
         DevCertificate::localhost().unwrap(),
         configure,
@@ -396,13 +455,24 @@ pub async fn start_at(
     cert: DevCertificate,
     configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
 ) -> TestServer {
+    start_at_on(Transport::Http3, addr, cert, configure).await
+}
+
+pub async fn start_at_on(
+    transport: Transport,
+    addr: SocketAddr,
+    cert: DevCertificate,
+    configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> TestServer {
     let service = EchoService::default();
     let stats = service.stats.clone();
-    let builder = configure(
-        Server::builder()
-            .tls_identity(cert.cert_pem(), cert.key_pem())
-            .add_service(service),
-    );
+    let mut builder = Server::builder()
+        .tls_identity(cert.cert_pem(), cert.key_pem())
+        .add_service(service);
+    if transport == Transport::H2c {
+        builder = builder.listen(Listen::H2c);
+    }
+    let builder = configure(builder);
     // Rebinding a port right after a shutdown in the same process can race
     // the old endpoint releasing its socket: retry briefly.
     let mut attempts = 0;
@@ -423,6 +493,7 @@ pub async fn start_at(
         let _ = rx.await;
     }));
     TestServer {
+        transport,
         addr,
         handle,
         cert,
@@ -442,10 +513,18 @@ impl TestServer {
     }
 
     pub fn channel_with(&self, tls: ClientTlsConfig) -> Channel {
-        Channel::builder(format!("https://127.0.0.1:{}", self.addr.port()))
-            .tls_config(tls)
-            .build()
-            .unwrap()
+        self.channel_builder().tls_config(tls).build().unwrap()
+    }
+
+    /// A builder for a channel to this server on its transport.
+    pub fn channel_builder(&self) -> ChannelBuilder {
+        let port = self.addr.port();
+        match self.transport {
+            Transport::H2c => Channel::builder(format!("http://127.0.0.1:{port}")),
+            transport => Channel::builder(format!("https://127.0.0.1:{port}"))
+                .tls_config(self.tls())
+                .transport(transport),
+        }
     }
 
     /// Starts graceful shutdown and waits for it to complete.
