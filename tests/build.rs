@@ -1,5 +1,21 @@
-//! Generates the grpc.testing messages and stubs from the official protos.
+//! Generates the grpc.testing messages and stubs from the official protos:
+//! grpc-h3's, and tonic's from the same descriptors (the tonic interop
+//! tests run tonic's client and server against ours).
+
+use std::path::PathBuf;
 
 fn main() -> std::io::Result<()> {
-    grpc_h3_build::compile_protos(&["proto/grpc/testing/test.proto"], &["proto"])
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let fds_path = out.join("grpc.testing.fds");
+    grpc_h3_build::configure()
+        .file_descriptor_set_path(&fds_path)
+        .compile_protos(&["proto/grpc/testing/test.proto"], &["proto"])?;
+    let fds = prost::Message::decode(std::fs::read(&fds_path)?.as_slice())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tonic_out = out.join("tonic");
+    std::fs::create_dir_all(&tonic_out)?;
+    tonic_prost_build::configure()
+        .build_transport(true)
+        .out_dir(tonic_out)
+        .compile_fds(fds)
 }

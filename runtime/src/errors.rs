@@ -11,15 +11,39 @@ use crate::body::BoxError;
 /// A call's failure in a transport, with what a retry needs to know.
 ///
 /// Transports (grpc-h3's HTTP/3 and HTTP/2 channels) return it from their
-/// `tower::Service` and their response bodies. Its [`source`] is an
-/// `h2::Error` with the equivalent HTTP/2 reason, so code that maps errors
-/// the HTTP/2 way (tonic does) reads the same status from it.
+/// `tower::Service` and their response bodies. Its [`source`] chain holds
+/// an `h2::Error` with the equivalent HTTP/2 reason, so code that maps
+/// errors the HTTP/2 way (hyper resetting a stream it proxies) reads the
+/// same outcome from it. With the `tonic` feature the chain starts with a
+/// `tonic::Status` carrying the code, message and metadata, which is where
+/// tonic-generated clients look: they report the call's real status.
 ///
 /// [`source`]: std::error::Error::source
 pub struct TransportError {
+    // Boxed: errors travel in `Result`s on every call's path.
+    inner: Box<Inner>,
+}
+
+struct Inner {
     status: Status,
     unprocessed: bool,
+    #[cfg(not(feature = "tonic"))]
     h2: h2::Error,
+    #[cfg(feature = "tonic")]
+    tonic: tonic::Status,
+}
+
+#[cfg(feature = "tonic")]
+fn tonic_status(status: &Status, h2: h2::Reason) -> tonic::Status {
+    let mut metadata = http::HeaderMap::new();
+    status.metadata().write_into(&mut metadata);
+    let mut tonic = tonic::Status::with_metadata(
+        tonic::Code::from_i32(status.code() as i32),
+        status.message(),
+        tonic::metadata::MetadataMap::from_headers(metadata),
+    );
+    tonic.set_source(std::sync::Arc::new(h2::Error::from(h2)));
+    tonic
 }
 
 impl TransportError {
@@ -36,31 +60,39 @@ impl TransportError {
             _ => h2::Reason::INTERNAL_ERROR,
         };
         TransportError {
-            status,
-            unprocessed,
-            h2: h2::Error::from(reason),
+            inner: Box::new(Inner {
+                #[cfg(feature = "tonic")]
+                tonic: tonic_status(&status, reason),
+                status,
+                unprocessed,
+                #[cfg(not(feature = "tonic"))]
+                h2: h2::Error::from(reason),
+            }),
         }
     }
 
     /// The status the call fails with.
     pub fn status(&self) -> &Status {
-        &self.status
+        &self.inner.status
     }
 
     /// Whether the server certainly did not process the request.
     pub fn unprocessed(&self) -> bool {
-        self.unprocessed
+        self.inner.unprocessed
     }
 
     /// The status the call fails with.
     pub fn into_status(self) -> Status {
-        self.status
+        self.inner.status
     }
 
     /// The transport error for any error a transport or body reported.
     pub(crate) fn from_error(error: &(dyn std::error::Error + 'static)) -> TransportError {
         if let Some(transport) = find::<TransportError>(error) {
-            return TransportError::new(transport.status.clone(), transport.unprocessed);
+            return TransportError::new(
+                transport.inner.status.clone(),
+                transport.inner.unprocessed,
+            );
         }
         TransportError::new(status_of(error), is_unprocessed(error))
     }
@@ -69,27 +101,35 @@ impl TransportError {
 impl fmt::Debug for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransportError")
-            .field("status", &self.status)
-            .field("unprocessed", &self.unprocessed)
+            .field("status", &self.inner.status)
+            .field("unprocessed", &self.inner.unprocessed)
             .finish()
     }
 }
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.status.code(), self.status.message())
+        write!(
+            f,
+            "{}: {}",
+            self.inner.status.code(),
+            self.inner.status.message()
+        )
     }
 }
 
 impl std::error::Error for TransportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.h2)
+        #[cfg(feature = "tonic")]
+        return Some(&self.inner.tonic);
+        #[cfg(not(feature = "tonic"))]
+        Some(&self.inner.h2)
     }
 }
 
 impl From<TransportError> for Status {
     fn from(error: TransportError) -> Status {
-        error.status
+        error.inner.status
     }
 }
 
@@ -193,7 +233,14 @@ pub(crate) fn status_of(error: &(dyn std::error::Error + 'static)) -> Status {
         return status.clone();
     }
     if let Some(transport) = find::<TransportError>(error) {
-        return transport.status.clone();
+        return transport.inner.status.clone();
+    }
+    #[cfg(feature = "tonic")]
+    if let Some(tonic) = find::<tonic::Status>(error) {
+        let mut status = Status::new(Code::from_i32(tonic.code() as i32), tonic.message());
+        *status.metadata_mut() =
+            grpc_h3_core::Metadata::from_headers(&tonic.metadata().clone().into_headers());
+        return status;
     }
     if let Some(h2) = find::<h2::Error>(error) {
         return status_for_h2(h2);
@@ -216,7 +263,7 @@ pub(crate) fn status_of(error: &(dyn std::error::Error + 'static)) -> Status {
 /// so that sending it again is safe whatever the method.
 pub(crate) fn is_unprocessed(error: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(transport) = find::<TransportError>(error) {
-        return transport.unprocessed;
+        return transport.inner.unprocessed;
     }
     if let Some(h2) = find::<h2::Error>(error) {
         return h2.reason() == Some(h2::Reason::REFUSED_STREAM) && h2.is_remote()
@@ -250,8 +297,7 @@ mod tests {
     #[test]
     fn transport_errors_show_their_h2_equivalent_to_http2_code() {
         let error = TransportError::new(Status::cancelled("gone"), false);
-        let source = std::error::Error::source(&error).unwrap();
-        let h2 = source.downcast_ref::<h2::Error>().unwrap();
+        let h2 = find::<h2::Error>(std::error::Error::source(&error).unwrap()).unwrap();
         assert_eq!(h2.reason(), Some(h2::Reason::CANCEL));
         let rejected = TransportError::new(Status::unavailable("not processed"), true);
         assert!(is_unprocessed(&rejected));

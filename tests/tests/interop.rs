@@ -1,41 +1,60 @@
-//! The interop matrix: our client against our server, through the same code
-//! the binaries run, and through the binaries themselves.
+//! The interop matrix: our client against our server on every transport
+//! (HTTP/3 with both header modes, HTTP/2 with TLS, h2c), through the same
+//! code the binaries run, and through the binaries themselves.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use grpc_h3::server::Listen;
 use grpc_h3::tls::{ClientTlsConfig, DevCertificate};
-use grpc_h3::Channel;
+use grpc_h3::{Channel, Transport};
 use grpc_h3_tests::cases::{Runner, ALL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_against_our_server_sending_headers_at_once() {
-    every_case_passes(false).await;
+    every_case_passes(false, Transport::Http3).await;
 }
 
 /// Response headers only with the first message, and Trailers-Only for
 /// calls that end before one: what grpc-go and others do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_against_our_server_sending_headers_with_the_first_message() {
-    every_case_passes(true).await;
+    every_case_passes(true, Transport::Http3).await;
 }
 
-async fn every_case_passes(lazy_headers: bool) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_passes_over_http2_with_tls() {
+    every_case_passes(false, Transport::Http2).await;
+    every_case_passes(true, Transport::Http2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_passes_over_h2c() {
+    every_case_passes(false, Transport::H2c).await;
+}
+
+async fn every_case_passes(lazy_headers: bool, transport: Transport) {
     let cert = DevCertificate::localhost().unwrap();
-    let server = grpc_h3_tests::server::builder()
+    let mut builder = grpc_h3_tests::server::builder()
         .tls_identity(cert.cert_pem(), cert.key_pem())
-        .lazy_response_headers(lazy_headers)
-        .bind("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+        .lazy_response_headers(lazy_headers);
+    if transport == Transport::H2c {
+        builder = builder.listen(Listen::H2c);
+    }
+    let server = builder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = server.local_addr().unwrap().port();
     let handle = server.handle();
     let stop = grpc_h3::CancellationToken::new();
     let serving = tokio::spawn(server.serve_with_shutdown(stop.clone().cancelled_owned()));
 
-    let channel = Channel::builder(format!("https://127.0.0.1:{port}"))
-        .tls_config(ClientTlsConfig::new().ca_certificate(cert.cert_pem()))
-        .build()
-        .unwrap();
+    let channel = match transport {
+        Transport::H2c => Channel::builder(format!("http://127.0.0.1:{port}")),
+        transport => Channel::builder(format!("https://127.0.0.1:{port}"))
+            .tls_config(ClientTlsConfig::new().ca_certificate(cert.cert_pem()))
+            .transport(transport),
+    }
+    .build()
+    .unwrap();
     let runner = Runner::new(channel);
     let mut failures = Vec::new();
     for case in ALL {
@@ -45,7 +64,7 @@ async fn every_case_passes(lazy_headers: bool) {
     }
     assert!(
         failures.is_empty(),
-        "failed cases:\n{}",
+        "failed cases over {transport} (lazy headers: {lazy_headers}):\n{}",
         failures.join("\n")
     );
     assert!(runner
@@ -104,6 +123,21 @@ fn the_binaries_work_from_the_command_line() {
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("PASS ")).count(),
         ALL.len(),
+        "{stdout}"
+    );
+
+    // The same server over HTTP/2 with TLS, on the same port.
+    let output = Command::new(env!("CARGO_BIN_EXE_interop_client"))
+        .args(["--server_host", "127.0.0.1", "--server_port", &port])
+        .args(["--ca_file", &pem, "--transport", "h2"])
+        .args(["--test_case", "empty_unary,large_unary,ping_pong"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS ")).count(),
+        3,
         "{stdout}"
     );
 

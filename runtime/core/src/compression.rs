@@ -158,6 +158,7 @@ pub fn parse_encoding(
 }
 
 /// Compresses `input`, appending to `out`.
+#[cfg_attr(not(feature = "gzip"), allow(unused_variables))]
 pub fn compress(
     encoding: CompressionEncoding,
     input: &[u8],
@@ -182,6 +183,7 @@ pub fn compress(
 /// Decompresses `input`, appending to `out`. Output beyond `limit` bytes is
 /// RESOURCE_EXHAUSTED, detected without inflating more than `limit + 1`
 /// bytes; corrupt input is INTERNAL.
+#[cfg_attr(not(feature = "gzip"), allow(unused_variables))]
 pub fn decompress(
     encoding: CompressionEncoding,
     input: &[u8],

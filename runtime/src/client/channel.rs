@@ -26,7 +26,7 @@ use crate::Body;
 pub(crate) enum SendFailure {
     /// The connection was already closing or lost: the request never left
     /// and is given back, for another connection.
-    Unsent(http::Request<Body>),
+    Unsent(Box<http::Request<Body>>),
     /// The call failed on this connection.
     Failed(TransportError),
 }
@@ -316,7 +316,7 @@ impl Inner {
                 match sent {
                     Ok(response) => return Ok(response),
                     Err(SendFailure::Failed(error)) => return Err(error),
-                    Err(SendFailure::Unsent(unsent)) => request = unsent,
+                    Err(SendFailure::Unsent(unsent)) => request = *unsent,
                 }
             }
             Err(TransportError::new(

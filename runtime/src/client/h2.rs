@@ -161,7 +161,7 @@ impl H2Connection {
         let mut sender = self.sender.clone();
         if sender.ready().await.is_err() {
             self.retire();
-            return Err(SendFailure::Unsent(request));
+            return Err(SendFailure::Unsent(Box::new(request)));
         }
         // hyper resets a stream when both its halves are dropped, but its
         // request half lives in hyper's task until the request body ends:
@@ -194,7 +194,7 @@ impl H2Connection {
                     self.retire();
                 }
                 match unsent {
-                    Some(request) => Err(SendFailure::Unsent(request)),
+                    Some(request) => Err(SendFailure::Unsent(Box::new(request))),
                     None => Err(SendFailure::Failed(transport)),
                 }
             }

@@ -241,7 +241,9 @@ impl H3Connection {
             Err(e @ (StreamError::RemoteClosing { .. } | StreamError::ConnectionError { .. })) => {
                 tracing::debug!(error = %e, "connection unusable; the request was not sent");
                 self.retire();
-                return Err(SendFailure::Unsent(http::Request::from_parts(parts, body)));
+                return Err(SendFailure::Unsent(Box::new(http::Request::from_parts(
+                    parts, body,
+                ))));
             }
             // A problem with this request alone (e.g. headers over the
             // peer's limit): the connection stays.

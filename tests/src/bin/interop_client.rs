@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use grpc_h3::tls::ClientTlsConfig;
-use grpc_h3::Channel;
+use grpc_h3::{Channel, Transport};
 use grpc_h3_tests::cases::{Runner, ALL};
 
 /// Runs interop test cases against a TestService over HTTP/3.
@@ -31,18 +31,19 @@ struct Args {
     /// One case, a comma-separated list, or `all`.
     #[arg(long = "test_case", default_value = "all")]
     test_case: String,
-    /// Accepted for compatibility; HTTP/3 always uses TLS.
+    /// `false`: plaintext HTTP/2 (h2c), as grpc's other interop clients
+    /// do; HTTP/3 always uses TLS.
     #[arg(long = "use_tls", default_value = "true", action = clap::ArgAction::Set)]
     use_tls: bool,
+    /// The transport with TLS: `h3` (HTTP/3 over QUIC) or `h2` (HTTP/2 over
+    /// TCP, to reach servers of other gRPC stacks).
+    #[arg(long, default_value = "h3", value_parser = ["h3", "h2"])]
+    transport: String,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if !args.use_tls {
-        eprintln!("--use_tls=false is not possible: HTTP/3 always runs over TLS");
-        return ExitCode::from(2);
-    }
     let mut tls = match &args.ca_file {
         Some(path) => match std::fs::read(path) {
             Ok(pem) => ClientTlsConfig::new().ca_certificate(pem),
@@ -69,10 +70,18 @@ async fn main() -> ExitCode {
     } else {
         args.server_host.clone()
     };
-    let channel = match Channel::builder(format!("https://{host}:{}", args.server_port))
-        .tls_config(tls)
-        .build()
-    {
+    let builder = if args.use_tls {
+        let transport = match args.transport.as_str() {
+            "h2" => Transport::Http2,
+            _ => Transport::Http3,
+        };
+        Channel::builder(format!("https://{host}:{}", args.server_port))
+            .tls_config(tls)
+            .transport(transport)
+    } else {
+        Channel::builder(format!("http://{host}:{}", args.server_port))
+    };
+    let channel = match builder.build() {
         Ok(channel) => channel,
         Err(e) => {
             eprintln!("{e}");

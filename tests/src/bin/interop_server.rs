@@ -1,7 +1,8 @@
-//! grpc's interop `TestService` over HTTP/3.
+//! grpc's interop `TestService` over HTTP/3, and HTTP/2 on the same port.
 //!
-//! `interop_server --port 10000` listens on 127.0.0.1 and ::1 (UDP), or on
-//! `--host`. Without `--tls_cert_file/--tls_key_file` it uses the current
+//! `interop_server --port 10000` listens on 127.0.0.1 and ::1 (UDP for
+//! HTTP/3, TCP for HTTP/2 with TLS), or on `--host`; `--use_tls=false`
+//! serves plaintext HTTP/2 (h2c) on TCP only. Without `--tls_cert_file/--tls_key_file` it uses the current
 //! user's development certificate and prints where it is (for
 //! `interop_client --ca_file`, which also trusts it by default). SIGTERM or
 //! Ctrl-C drains gracefully.
@@ -10,14 +11,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Parser;
+use grpc_h3::server::Listen;
 use grpc_h3::tls::DevCertificate;
 use grpc_h3::CancellationToken;
 
-/// Serves grpc.testing.TestService over HTTP/3.
+/// Serves grpc.testing.TestService over HTTP/3 and HTTP/2.
 #[derive(Parser)]
 #[command(about, long_about = None)]
 struct Args {
-    /// UDP port (0 picks one).
+    /// UDP and TCP port (0 picks one).
     #[arg(long, default_value_t = 10000)]
     port: u16,
     /// Listen on this address only, instead of 127.0.0.1 and ::1.
@@ -29,7 +31,8 @@ struct Args {
     /// PEM private key.
     #[arg(long = "tls_key_file", requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
-    /// Accepted for compatibility; HTTP/3 always uses TLS.
+    /// `false`: plaintext HTTP/2 (h2c) only, for clients that cannot use
+    /// TLS; HTTP/3 always runs over TLS.
     #[arg(long = "use_tls", default_value = "true", action = clap::ArgAction::Set)]
     use_tls: bool,
     /// When response headers go out: `eager` (as soon as a handler
@@ -43,9 +46,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if !args.use_tls {
-        return Err("--use_tls=false is not possible: HTTP/3 always runs over TLS".into());
-    }
     let (cert, key) = match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(cert), Some(key)) => {
             let read = |path: &PathBuf| {
@@ -75,9 +75,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut port = args.port;
     let mut servers = Vec::new();
     for host in hosts {
-        let builder = grpc_h3_tests::server::builder()
+        let mut builder = grpc_h3_tests::server::builder()
             .tls_identity(&cert, &key)
             .lazy_response_headers(args.response_headers == "lazy");
+        if !args.use_tls {
+            builder = builder.listen(Listen::H2c);
+        }
         match builder.bind(SocketAddr::new(host, port)) {
             Ok(server) => {
                 port = server.local_addr()?.port();
@@ -93,8 +96,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|s| s.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
+    let transports = if args.use_tls {
+        "HTTP/3 on UDP, HTTP/2 with TLS on TCP"
+    } else {
+        "h2c on TCP"
+    };
     println!(
-        "interop_server listening on {} (UDP, HTTP/3)",
+        "interop_server listening on {} ({transports})",
         addrs.join(" and ")
     );
 
