@@ -36,6 +36,7 @@ pub struct ChannelBuilder {
     tls: Option<ClientTlsConfig>,
     rustls_config: Option<Arc<rustls::ClientConfig>>,
     endpoint: Option<quinn::Endpoint>,
+    local_address: Option<std::net::IpAddr>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     keep_alive_interval: Option<Option<Duration>>,
@@ -56,6 +57,7 @@ impl Channel {
             tls: None,
             rustls_config: None,
             endpoint: None,
+            local_address: None,
             connect_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(10),
             keep_alive_interval: None,
@@ -98,6 +100,16 @@ impl ChannelBuilder {
     /// address family, with 8 MiB socket buffers where the OS allows.
     pub fn quic_endpoint(mut self, endpoint: quinn::Endpoint) -> Self {
         self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Connects from this local address (a chosen interface, or a source
+    /// address a firewall expects), on both transports; only server
+    /// addresses of its family are tried. Ignored for HTTP/3 when
+    /// [`ChannelBuilder::quic_endpoint`] is set. Default: any, picked by
+    /// the OS.
+    pub fn local_address(mut self, address: std::net::IpAddr) -> Self {
+        self.local_address = Some(address);
         self
     }
 
@@ -231,6 +243,8 @@ impl ChannelBuilder {
                         quic_config,
                         max_header_list_size: self.max_header_list_size,
                         endpoint: self.endpoint,
+                        local_address: self.local_address,
+                        local_endpoint: std::sync::Mutex::default(),
                         counters: Arc::default(),
                     },
                     self.backoff,
@@ -255,6 +269,7 @@ impl ChannelBuilder {
                         idle_timeout: self.idle_timeout,
                         max_header_list_size: u32::try_from(self.max_header_list_size)
                             .unwrap_or(u32::MAX),
+                        local_address: self.local_address,
                     },
                     self.backoff,
                 )))

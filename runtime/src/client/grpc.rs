@@ -13,6 +13,7 @@ use http::uri::PathAndQuery;
 use http::Extensions;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::channel::{deadline_before_connection, ConnectWatch, WaitForReady};
 use super::outbox::{local_failure_or, Outbox};
@@ -48,6 +49,9 @@ pub struct Grpc<T> {
 
 /// What one call needs to know about itself while it runs.
 struct Setup {
+    /// The call's span: method, transport, status, duration.
+    span: tracing::Span,
+    started: Instant,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     encoding: Option<CompressionEncoding>,
@@ -86,9 +90,17 @@ impl<T> Grpc<T> {
         self.inner
     }
 
-    fn setup<M>(&self, request: &Request<M>) -> Setup {
+    fn setup<M>(&self, request: &Request<M>, path: &PathAndQuery) -> Setup {
         let timeout = request.timeout().or(self.options.timeout);
         Setup {
+            span: tracing::debug_span!(
+                "grpc.client",
+                method = path.path(),
+                transport = tracing::field::Empty,
+                grpc.status = tracing::field::Empty,
+                duration_ms = tracing::field::Empty,
+            ),
+            started: Instant::now(),
             timeout,
             deadline: timeout.map(|t| Instant::now() + t),
             encoding: request
@@ -134,6 +146,24 @@ impl<T> Grpc<T> {
 /// either fires the call future is dropped (which cancels the stream) and
 /// the result is DEADLINE_EXCEEDED or CANCELLED.
 async fn within<R>(
+    setup: &Setup,
+    call: impl Future<Output = Result<R, Status>>,
+) -> Result<R, Status> {
+    let result = traced(setup, call).instrument(setup.span.clone()).await;
+    let status = match &result {
+        Ok(_) => "0".to_owned(),
+        Err(status) => (status.code() as i32).to_string(),
+    };
+    setup
+        .span
+        .record("grpc.status", status.as_str())
+        .record("duration_ms", setup.started.elapsed().as_secs_f64() * 1e3);
+    tracing::debug!(parent: &setup.span, "call ended");
+    result
+}
+
+/// [`within`] without the span bookkeeping.
+async fn traced<R>(
     setup: &Setup,
     call: impl Future<Output = Result<R, Status>>,
 ) -> Result<R, Status> {
@@ -211,7 +241,12 @@ where
                 .await
                 .map_err(|e| status_from_error(e.into()))?;
             match inner.call(head(body())).await {
-                Ok(response) => break response,
+                Ok(response) => {
+                    if let Some(transport) = response.extensions().get::<crate::Transport>() {
+                        tracing::Span::current().record("transport", transport.as_str());
+                    }
+                    break response;
+                }
                 Err(error) => {
                     let error: BoxError = error.into();
                     if !retried && is_unprocessed(&*error) && replayable() {
@@ -307,7 +342,7 @@ where
     where
         C: Codec + Send + 'static,
     {
-        let setup = self.setup(&request);
+        let setup = self.setup(&request, &path);
         within(&setup, async {
             let (metadata, extensions, stream) =
                 self.open_single(request, &path, codec, &setup).await?;
@@ -326,7 +361,7 @@ where
     where
         C: Codec + Send + 'static,
     {
-        let setup = self.setup(&request);
+        let setup = self.setup(&request, &path);
         let (metadata, extensions, stream) =
             within(&setup, self.open_single(request, &path, codec, &setup)).await?;
         let stream = stream.for_client(setup.deadline, setup.cancellation, Box::new(()));
@@ -348,7 +383,7 @@ where
         C::Encode: Send + 'static,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let setup = self.setup(&request);
+        let setup = self.setup(&request, &path);
         let (request, outbox) = self.outbox(request, codec.clone(), &setup);
         let result = within(&setup, async {
             let (metadata, extensions, stream) = self
@@ -376,7 +411,7 @@ where
         C::Encode: Send + 'static,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let setup = self.setup(&request);
+        let setup = self.setup(&request, &path);
         let (request, outbox) = self.outbox(request, codec.clone(), &setup);
         let opened = within(
             &setup,

@@ -30,6 +30,8 @@ pub(crate) struct H2Connector {
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_header_list_size: u32,
+    /// Connect from this local address.
+    pub(crate) local_address: Option<std::net::IpAddr>,
 }
 
 /// One live HTTP/2 connection.
@@ -88,9 +90,27 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> I
 impl H2Connector {
     /// Opens a TCP connection to `addr`, TLS on it unless h2c, and HTTP/2.
     async fn connect_to(self: Arc<Self>, addr: SocketAddr) -> Result<H2Connection, String> {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("TCP connect failed: {e}"))?;
+        let tcp = match self.local_address {
+            None => tokio::net::TcpStream::connect(addr).await,
+            Some(local) if local.is_ipv4() != addr.is_ipv4() => {
+                return Err(format!(
+                    "the local address {local} cannot reach {addr} (another address family)"
+                ))
+            }
+            Some(local) => {
+                let socket = if local.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                }
+                .map_err(|e| format!("cannot open a TCP socket: {e}"))?;
+                socket
+                    .bind(SocketAddr::new(local, 0))
+                    .map_err(|e| format!("cannot bind TCP to {local}: {e}"))?;
+                socket.connect(addr).await
+            }
+        }
+        .map_err(|e| format!("TCP connect failed: {e}"))?;
         let _ = tcp.set_nodelay(true);
         let (io, transport): (Box<dyn Io>, Transport) = match &self.tls {
             None => (Box::new(tcp), Transport::H2c),

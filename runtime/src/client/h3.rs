@@ -60,6 +60,10 @@ pub(crate) struct H3Connector {
     pub(crate) max_header_list_size: u64,
     /// The user's own endpoint, instead of the shared ones.
     pub(crate) endpoint: Option<quinn::Endpoint>,
+    /// Connect from this local address: an endpoint of this channel's own,
+    /// made on first use.
+    pub(crate) local_address: Option<std::net::IpAddr>,
+    pub(crate) local_endpoint: std::sync::Mutex<Option<quinn::Endpoint>>,
     pub(crate) counters: Arc<TransportCounters>,
 }
 
@@ -117,6 +121,31 @@ impl Connector for H3Connector {
 }
 
 impl H3Connector {
+    /// The endpoint bound to the configured local address, made on first
+    /// use (and again if its runtime has gone).
+    fn local_endpoint(
+        &self,
+        local: std::net::IpAddr,
+        remote: SocketAddr,
+    ) -> Result<quinn::Endpoint, String> {
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Err(format!(
+                "the local address {local} cannot reach {remote} (another address family)"
+            ));
+        }
+        let mut cached = self.local_endpoint.lock().expect("endpoint lock");
+        if let Some(endpoint) = cached.as_ref() {
+            return Ok(endpoint.clone());
+        }
+        let bind = SocketAddr::new(local, 0);
+        let socket = crate::transport::udp_socket(bind, crate::transport::UDP_BUFFER_BYTES)
+            .map_err(|e| format!("cannot open a UDP socket on {bind}: {e}"))?;
+        let endpoint = crate::transport::endpoint(socket, None)
+            .map_err(|e| format!("cannot start QUIC on {bind}: {e}"))?;
+        *cached = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+
     /// Opens a QUIC connection to `addr` and sets HTTP/3 up on it.
     async fn connect_to(self: Arc<Self>, addr: SocketAddr) -> Result<H3Connection, String> {
         let bind: SocketAddr = if addr.is_ipv4() {
@@ -125,9 +154,10 @@ impl H3Connector {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let open = |fresh| {
-            let endpoint = match &self.endpoint {
-                Some(endpoint) => endpoint.clone(),
-                None => shared_endpoint(bind, fresh)
+            let endpoint = match (&self.endpoint, self.local_address) {
+                (Some(endpoint), _) => endpoint.clone(),
+                (None, Some(local)) => self.local_endpoint(local, addr)?,
+                (None, None) => shared_endpoint(bind, fresh)
                     .map_err(|e| format!("cannot open a UDP socket on {bind}: {e}"))?,
             };
             let connecting =
@@ -136,7 +166,9 @@ impl H3Connector {
         };
         let (endpoint, connecting) = match open(false)? {
             // The cached endpoint's runtime is gone: make a new one.
-            (_, Err(quinn::ConnectError::EndpointStopping)) if self.endpoint.is_none() => {
+            (_, Err(quinn::ConnectError::EndpointStopping))
+                if self.endpoint.is_none() && self.local_address.is_none() =>
+            {
                 open(true)?
             }
             opened => opened,

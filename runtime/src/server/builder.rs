@@ -14,7 +14,9 @@ use super::{
     route, BoundServer, GrpcRoute, NamedService, RouteService, Routes, ServerConfig, Shared,
 };
 use crate::body::BoxError;
-use crate::tls::{self, ClientAuth, DevCertificate, Identity};
+#[cfg(feature = "dev-certificate")]
+use crate::tls::DevCertificate;
+use crate::tls::{self, ClientAuth, Identity};
 use crate::transport::{self, Side};
 use crate::{Body, Error};
 
@@ -47,6 +49,37 @@ impl Listen {
 
 type Layering = Arc<dyn Fn(RouteService) -> RouteService + Send + Sync>;
 
+/// What `prepare` works out before sockets are set up.
+struct Ready {
+    keep_alive: Option<std::time::Duration>,
+    tls: Option<rustls::ServerConfig>,
+    dev_certificate_pem: Option<String>,
+}
+
+/// A stream of user-given byte streams as the server's incoming
+/// connections.
+struct MapIncoming<IO>(
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = std::io::Result<IO>> + Send>>,
+);
+
+impl<IO> futures_core::Stream for MapIncoming<IO>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    type Item = std::io::Result<(Box<dyn super::h2::Io>, Option<SocketAddr>)>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx).map(|next| {
+            next.map(|accepted| {
+                accepted.map(|io| (Box::new(io) as Box<dyn super::h2::Io>, None))
+            })
+        })
+    }
+}
+
 /// Configures a server. Every setting has a default; only a TLS identity
 /// and at least one service are needed.
 ///
@@ -70,6 +103,7 @@ pub struct ServerBuilder {
     pub(super) config: ServerConfig,
     identity: Option<Identity>,
     identity_files: Option<(PathBuf, PathBuf)>,
+    #[cfg(feature = "dev-certificate")]
     dev_certificate: bool,
     client_ca: Vec<Vec<u8>>,
     client_auth: Option<ClientAuth>,
@@ -111,6 +145,7 @@ impl ServerBuilder {
     /// in any process; [`BoundServer::dev_certificate_pem`] returns it too.
     /// For development and tests only. Default: off.
     #[must_use]
+    #[cfg(feature = "dev-certificate")]
     pub fn dev_certificate(mut self) -> Self {
         self.dev_certificate = true;
         self
@@ -243,6 +278,7 @@ impl ServerBuilder {
                     Identity::from_pem(read(cert, "certificate")?, read(key, "private key")?);
                 (identity, None)
             }
+            #[cfg(feature = "dev-certificate")]
             (None, None) if self.dev_certificate => {
                 let dev = DevCertificate::for_this_user()?;
                 (dev.identity(), Some(dev.cert_pem().to_owned()))
@@ -293,6 +329,101 @@ impl ServerBuilder {
     /// port (port 0 picks one free on both). Must run inside a tokio
     /// runtime.
     pub fn bind(self, addr: SocketAddr) -> Result<BoundServer, Error> {
+        let ready = self.prepare()?;
+        let (endpoint, tcp, local_addr) =
+            self.bind_sockets(addr, ready.tls.as_ref(), ready.keep_alive)?;
+        self.assemble(ready, endpoint, tcp, None, local_addr)
+    }
+
+    /// Serves on sockets made elsewhere (socket activation, a chosen
+    /// interface, special socket options): `udp` for HTTP/3, `tcp` for
+    /// HTTP/2 (TLS, or h2c with [`Listen::H2c`]); either may be `None`.
+    /// The [`listen`](Self::listen) setting does not apply: the sockets
+    /// given decide. The UDP socket's buffers are enlarged as for
+    /// [`bind`](Self::bind). Must run inside a tokio runtime.
+    pub fn from_sockets(
+        self,
+        udp: Option<std::net::UdpSocket>,
+        tcp: Option<std::net::TcpListener>,
+    ) -> Result<BoundServer, Error> {
+        let ready = self.prepare()?;
+        let endpoint = match udp {
+            None => None,
+            Some(socket) => {
+                let tls = ready.tls.as_ref().ok_or_else(|| {
+                    Error::config("HTTP/3 needs a TLS identity; h2c serves TCP only")
+                })?;
+                let quic = self.quic_config(tls, ready.keep_alive)?;
+                transport::size_buffers(&socket, self.config.udp_buffer_bytes)
+                    .map_err(|e| Error::io("sizing the UDP socket's buffers", e))?;
+                Some(
+                    transport::endpoint(socket, Some(quic))
+                        .map_err(|e| Error::io("starting QUIC on the given UDP socket", e))?,
+                )
+            }
+        };
+        let tcp = match tcp {
+            None => None,
+            Some(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .map_err(|e| Error::io("setting up the given TCP listener", e))?;
+                Some(
+                    tokio::net::TcpListener::from_std(listener)
+                        .map_err(|e| Error::io("setting up the given TCP listener", e))?,
+                )
+            }
+        };
+        let local_addr = match (&endpoint, &tcp) {
+            (Some(endpoint), _) => endpoint.local_addr(),
+            (None, Some(tcp)) => tcp.local_addr(),
+            (None, None) => {
+                return Err(Error::config(
+                    "from_sockets: give a UDP socket, a TCP listener, or both",
+                ))
+            }
+        }
+        .map_err(|e| Error::io("reading the bound address", e))?;
+        self.assemble(ready, endpoint, tcp, None, local_addr)
+    }
+
+    /// Serves HTTP/2 on each byte stream `incoming` yields (Unix sockets,
+    /// in-memory pipes, connections accepted elsewhere), with TLS unless
+    /// the builder [listens](Self::listen) for h2c, until `signal`
+    /// completes; then drains as [`BoundServer::serve_with_shutdown`]
+    /// does. Handlers see the peer address `0.0.0.0:0`: a stream has none.
+    ///
+    /// ```no_run
+    /// # async fn run(service: impl grpc_h3::server::GrpcRoute + grpc_h3::server::NamedService) -> Result<(), grpc_h3::Error> {
+    /// use grpc_h3::server::{Listen, Server};
+    /// let listener = tokio::net::UnixListener::bind("/tmp/grpc.sock").unwrap();
+    /// let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    /// Server::builder()
+    ///     .listen(Listen::H2c)
+    ///     .add_service(service)
+    ///     .serve_with_incoming(incoming, std::future::pending())
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn serve_with_incoming<I, IO>(
+        self,
+        incoming: I,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Error>
+    where
+        I: futures_core::Stream<Item = std::io::Result<IO>> + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let ready = self.prepare()?;
+        let incoming: super::Incoming = Box::pin(MapIncoming(Box::pin(incoming)));
+        let local_addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.assemble(ready, None, None, Some(incoming), local_addr)?
+            .serve_with_shutdown(signal)
+            .await
+    }
+
+    /// What every way of serving needs first: services, keep-alive, TLS.
+    fn prepare(&self) -> Result<Ready, Error> {
         if self.services.is_empty() {
             return Err(Error::config(
                 "no services: call `.add_service(..)` before binding",
@@ -304,14 +435,32 @@ impl ServerBuilder {
             "server",
         )?;
         let (tls, dev_certificate_pem) = self.tls()?;
-        let (endpoint, tcp, local_addr) = self.bind_sockets(addr, tls.as_ref(), keep_alive)?;
+        Ok(Ready {
+            keep_alive,
+            tls,
+            dev_certificate_pem,
+        })
+    }
+
+    /// The server, on the transports given.
+    fn assemble(
+        self,
+        ready: Ready,
+        endpoint: Option<quinn::Endpoint>,
+        tcp: Option<tokio::net::TcpListener>,
+        incoming: Option<super::Incoming>,
+        local_addr: SocketAddr,
+    ) -> Result<BoundServer, Error> {
+        let serves_h2 = tcp.is_some() || incoming.is_some();
         let mut service: RouteService = route(Routes::new(self.services));
         for layer in self.layers.iter().rev() {
             service = layer(service);
         }
-        let mut shared = Shared::new(self.config, service, keep_alive);
-        if tcp.is_some() && self.listen != Listen::H2c {
-            let tls = tls.as_ref().expect("TLS for HTTP/2");
+        let mut shared = Shared::new(self.config, service, ready.keep_alive);
+        if serves_h2 && self.listen != Listen::H2c {
+            let tls = ready.tls.as_ref().ok_or_else(|| {
+                Error::config("HTTP/2 with TLS needs a TLS identity, or `.listen(Listen::H2c)`")
+            })?;
             shared.h2_tls = Some(tokio_rustls::TlsAcceptor::from(tls::with_alpn(
                 tls,
                 tls::ALPN_H2,
@@ -323,9 +472,10 @@ impl ServerBuilder {
         Ok(BoundServer {
             endpoint,
             tcp,
+            incoming,
             local_addr,
             shared: Arc::new(shared),
-            dev_certificate_pem,
+            dev_certificate_pem: ready.dev_certificate_pem,
         })
     }
 

@@ -193,20 +193,15 @@ fn http2_builder(shared: &Shared) -> hyper::server::conn::http2::Builder<TokioEx
     builder
 }
 
-/// Serves one accepted TCP connection: TLS (unless plaintext), then HTTP/2
-/// until the client leaves, the connection idles too long, or the drain
-/// ends it.
-pub(crate) async fn serve(
-    tcp: tokio::net::TcpStream,
-    addr: std::net::SocketAddr,
-    shared: Arc<Shared>,
-) {
-    let _ = tcp.set_nodelay(true);
+/// Serves one accepted connection (TCP, or any byte stream given to
+/// `serve_with_incoming`): TLS (unless plaintext), then HTTP/2 until the
+/// client leaves, the connection idles too long, or the drain ends it.
+pub(crate) async fn serve(tcp: Box<dyn Io>, addr: std::net::SocketAddr, shared: Arc<Shared>) {
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let handshake = Held::enter(&shared, |s| &s.meters.handshakes);
     let (io, peer, transport): (Box<dyn Io>, PeerInfo, Transport) = match &shared.h2_tls {
         None => (
-            Box::new(tcp),
+            tcp,
             PeerInfo {
                 addr,
                 certificates: None,
@@ -313,7 +308,8 @@ fn is_rapid_reset_goaway(error: &hyper::Error) -> bool {
 /// has given up on it.
 const ABORT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A TCP stream, with TLS or without.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+/// A byte stream HTTP/2 runs on: TCP, TLS over it, or anything given to
+/// `serve_with_incoming`.
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}

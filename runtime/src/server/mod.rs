@@ -205,10 +205,20 @@ impl Shared {
 pub struct BoundServer {
     endpoint: Option<quinn::Endpoint>,
     tcp: Option<tokio::net::TcpListener>,
+    incoming: Option<Incoming>,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
     dev_certificate_pem: Option<String>,
 }
+
+/// Byte streams to serve HTTP/2 on, and who is on the other end (if an
+/// address is known).
+pub(crate) type Incoming = std::pin::Pin<
+    Box<
+        dyn futures_core::Stream<Item = std::io::Result<(Box<dyn h2::Io>, Option<SocketAddr>)>>
+            + Send,
+    >,
+>;
 
 /// Observes a running server (for tests and metrics).
 #[derive(Clone)]
@@ -285,6 +295,7 @@ impl BoundServer {
         let BoundServer {
             endpoint,
             tcp,
+            mut incoming,
             shared,
             ..
         } = self;
@@ -297,8 +308,19 @@ impl BoundServer {
                     None => return Err(Error::config("the QUIC endpoint was closed")),
                 },
                 accepted = tcp_accept(tcp.as_ref()) => match accepted {
-                    Ok((stream, addr)) => admit_tcp(stream, addr, &shared, &mut connections),
+                    Ok((stream, addr)) => {
+                        let _ = stream.set_nodelay(true);
+                        admit_tcp(Box::new(stream), addr, &shared, &mut connections)
+                    }
                     Err(e) => tracing::debug!(error = %e, "accepting a TCP connection failed"),
+                },
+                accepted = next_incoming(incoming.as_mut()) => match accepted {
+                    Some(Ok((stream, addr))) => {
+                        let addr = addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                        admit_tcp(stream, addr, &shared, &mut connections)
+                    }
+                    Some(Err(e)) => tracing::debug!(error = %e, "accepting a connection failed"),
+                    None => incoming = None,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 () = &mut signal => break,
@@ -308,7 +330,7 @@ impl BoundServer {
         tracing::info!(live_calls = shared.meters.live_calls.get(), "draining");
         shared.drain.cancel();
         // Nothing new is accepted from here on.
-        drop(tcp);
+        drop((tcp, incoming));
         // Phase 1: handlers finish and responses are written, within the
         // grace period. Phase 2: clients acknowledge the last bytes; a
         // client that vanished never will, so this waits only briefly.
@@ -386,9 +408,18 @@ fn admit_quic(
     });
 }
 
-/// Accepts a TCP connection for HTTP/2 unless over the connection limit.
+async fn next_incoming(
+    incoming: Option<&mut Incoming>,
+) -> Option<std::io::Result<(Box<dyn h2::Io>, Option<SocketAddr>)>> {
+    match incoming {
+        Some(incoming) => std::future::poll_fn(|cx| incoming.as_mut().poll_next(cx)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts a connection for HTTP/2 unless over the connection limit.
 fn admit_tcp(
-    stream: tokio::net::TcpStream,
+    stream: Box<dyn h2::Io>,
     addr: SocketAddr,
     shared: &Arc<Shared>,
     connections: &mut tokio::task::JoinSet<()>,

@@ -18,10 +18,12 @@ use rustls::RootCertStore;
 
 use crate::Error;
 
+#[cfg(feature = "dev-certificate")]
 mod dev;
 pub(crate) mod inspect;
 pub(crate) mod verify;
 
+#[cfg(feature = "dev-certificate")]
 pub use dev::{DevCertificate, DEV_CERTIFICATE_DIR_ENV};
 use verify::{Explaining, Pin, Pinned, SkipVerification};
 
@@ -181,6 +183,7 @@ pub struct ClientTlsConfig {
     ca_pems: Vec<Vec<u8>>,
     ca_files: Vec<std::path::PathBuf>,
     system_roots: bool,
+    #[cfg(feature = "dev-certificate")]
     dev_certificate: bool,
     pin_pems: Vec<Vec<u8>>,
     pin_fingerprints: Vec<String>,
@@ -197,6 +200,7 @@ impl Default for ClientTlsConfig {
             ca_pems: Vec::new(),
             ca_files: Vec::new(),
             system_roots: false,
+            #[cfg(feature = "dev-certificate")]
             dev_certificate: false,
             pin_pems: Vec::new(),
             pin_fingerprints: Vec::new(),
@@ -244,6 +248,7 @@ impl ClientTlsConfig {
     /// uses (see [`DevCertificate::for_this_user`]). For local development:
     /// it names `localhost`, `127.0.0.1` and `::1` only. Default: off.
     #[must_use]
+    #[cfg(feature = "dev-certificate")]
     pub fn trust_dev_certificate(mut self) -> Self {
         self.dev_certificate = true;
         self
@@ -343,6 +348,7 @@ impl ClientTlsConfig {
                 ))
             })?);
         }
+        #[cfg(feature = "dev-certificate")]
         if self.dev_certificate {
             pems.push(dev::user_certificate_pem()?.into_bytes());
         }
@@ -422,6 +428,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "dev-certificate")]
     fn bad_pem_gives_actionable_errors() {
         let err = server_config(
             &Identity::from_pem("nope", "nope"),
@@ -465,6 +472,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "dev-certificate")]
     fn dev_certificate_builds_both_sides() {
         let cert = DevCertificate::localhost().unwrap();
         let server = server_config(

@@ -34,10 +34,20 @@ pub(crate) fn udp_socket(
     buffer_bytes: usize,
 ) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
-    let state = quinn_udp::UdpSocketState::new((&socket).into())?;
-    let _ = state.set_recv_buffer_size((&socket).into(), buffer_bytes);
-    let _ = state.set_send_buffer_size((&socket).into(), buffer_bytes);
-    let granted = state.recv_buffer_size((&socket).into()).unwrap_or(0);
+    size_buffers(&socket, buffer_bytes)?;
+    Ok(socket)
+}
+
+/// Asks the kernel for `buffer_bytes` of send and receive buffer on
+/// `socket`, warning if it grants much less.
+pub(crate) fn size_buffers(
+    socket: &std::net::UdpSocket,
+    buffer_bytes: usize,
+) -> std::io::Result<()> {
+    let state = quinn_udp::UdpSocketState::new(socket.into())?;
+    let _ = state.set_recv_buffer_size(socket.into(), buffer_bytes);
+    let _ = state.set_send_buffer_size(socket.into(), buffer_bytes);
+    let granted = state.recv_buffer_size(socket.into()).unwrap_or(0);
     if granted < buffer_bytes.min(1 << 20) {
         tracing::warn!(
             requested = buffer_bytes,
@@ -46,7 +56,7 @@ pub(crate) fn udp_socket(
              before QUIC sees them (raise net.core.rmem_max)"
         );
     }
-    Ok(socket)
+    Ok(())
 }
 
 /// A QUIC endpoint on `socket`, driven by tokio.
