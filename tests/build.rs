@@ -16,6 +16,23 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&tonic_out)?;
     tonic_prost_build::configure()
         .build_transport(true)
-        .out_dir(tonic_out)
+        .out_dir(&tonic_out)
+        .compile_fds(fds)?;
+
+    // helloworld, as a tonic user has it (docs/migrating-from-tonic.md).
+    let hello_fds = out.join("helloworld.fds");
+    std::fs::create_dir_all(out.join("hello-h3"))?;
+    grpc_h3_build::configure()
+        .out_dir(out.join("hello-h3"))
+        .file_descriptor_set_path(&hello_fds)
+        .compile_protos(
+            &["../examples/proto/helloworld/helloworld.proto"],
+            &["../examples/proto"],
+        )?;
+    let fds = prost::Message::decode(std::fs::read(&hello_fds)?.as_slice())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tonic_prost_build::configure()
+        .build_transport(true)
+        .out_dir(&tonic_out)
         .compile_fds(fds)
 }

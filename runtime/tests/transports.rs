@@ -60,7 +60,10 @@ async fn each_transport_can_be_turned_off() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
-    assert!(status.message().contains("TCP connect failed"), "{status:?}");
+    assert!(
+        status.message().contains("TCP connect failed"),
+        "{status:?}"
+    );
     h3_only.shutdown().await;
 
     // HTTP/2 only: no QUIC answer, and no alt-svc pointing at nothing.
@@ -171,14 +174,18 @@ async fn a_server_serves_http2_on_any_byte_stream() {
     );
     let (client_end, server_end) = tokio::io::duplex(64 * 1024);
     tx.send(Ok(server_end)).await.unwrap();
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(client_end))
-            .await
-            .unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(client_end),
+    )
+    .await
+    .unwrap();
     tokio::spawn(connection);
     let service = tower::service_fn(move |mut request: http::Request<grpc_h3::Body>| {
         let mut sender = sender.clone();
-        *request.uri_mut() = format!("http://in-memory{}", request.uri()).parse().unwrap();
+        *request.uri_mut() = format!("http://in-memory{}", request.uri())
+            .parse()
+            .unwrap();
         async move { sender.send_request(request).await }
     });
     let grpc = grpc_h3::client::Grpc::new(service);

@@ -73,9 +73,7 @@ where
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         self.0.as_mut().poll_next(cx).map(|next| {
-            next.map(|accepted| {
-                accepted.map(|io| (Box::new(io) as Box<dyn super::h2::Io>, None))
-            })
+            next.map(|accepted| accepted.map(|io| (Box::new(io) as Box<dyn super::h2::Io>, None)))
         })
     }
 }
@@ -233,6 +231,30 @@ impl ServerBuilder {
     {
         self.services.insert(name.into(), route(service));
         self
+    }
+
+    /// Adds a tonic-generated server (`GreeterServer::new(MyGreeter)` from
+    /// `tonic-build` or `tonic-prost-build`), routed by tonic's
+    /// `NamedService::NAME`: tonic services run unchanged over HTTP/3 and
+    /// HTTP/2. (Without the `tonic` feature,
+    /// [`add_routed_service`](Self::add_routed_service) does the same with
+    /// the name spelled out.)
+    #[cfg(feature = "tonic")]
+    #[must_use]
+    pub fn add_tonic_service<S, ResBody>(self, service: S) -> Self
+    where
+        S: tonic::server::NamedService
+            + Service<http::Request<Body>, Response = http::Response<ResBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        self.add_routed_service(S::NAME, service)
     }
 
     /// Wraps every call in a tower [`Layer`]: tracing

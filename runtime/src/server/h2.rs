@@ -310,6 +310,9 @@ const ABORT_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A byte stream HTTP/2 runs on: TCP, TLS over it, or anything given to
 /// `serve_with_incoming`.
-pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+pub(crate) trait Io:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static
+{
+}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
