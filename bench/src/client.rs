@@ -35,13 +35,19 @@ impl Client {
         ca_pem: &[u8],
     ) -> Result<Client, String> {
         match stack {
-            Stack::GrpcH3 => {
+            Stack::GrpcH3 | Stack::GrpcH3H2 => {
                 let tls = grpc_h3::tls::ClientTlsConfig::new()
                     .ca_certificate(ca_pem)
                     .server_name("localhost")
                     .crypto_provider(crate::tls::provider());
+                let transport = if stack == Stack::GrpcH3 {
+                    grpc_h3::Transport::Http3
+                } else {
+                    grpc_h3::Transport::Http2
+                };
                 let channel = grpc_h3::Channel::builder(format!("https://{addr}"))
                     .tls_config(tls)
+                    .transport(transport)
                     .idle_timeout(Duration::from_secs(120))
                     .build()
                     .map_err(err)?;

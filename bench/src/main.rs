@@ -30,6 +30,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 enum Stack {
     /// grpc-h3: gRPC over HTTP/3 (QUIC + TLS 1.3).
     GrpcH3,
+    /// grpc-h3's gRPC layer over its HTTP/2 transport (hyper, TLS 1.3):
+    /// the same hyper/h2 as tonic underneath, so the difference is ours.
+    #[value(name = "grpc-h3-h2")]
+    GrpcH3H2,
     /// tonic over HTTP/2 with TLS 1.3: the baseline.
     Tonic,
     /// tonic over plain HTTP/2 (h2c): a reference line, no encryption.
@@ -37,11 +41,17 @@ enum Stack {
 }
 
 impl Stack {
-    const ALL: [Stack; 3] = [Stack::GrpcH3, Stack::Tonic, Stack::TonicH2c];
+    const ALL: [Stack; 4] = [
+        Stack::GrpcH3,
+        Stack::Tonic,
+        Stack::GrpcH3H2,
+        Stack::TonicH2c,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Stack::GrpcH3 => "grpc-h3",
+            Stack::GrpcH3H2 => "grpc-h3-h2",
             Stack::Tonic => "tonic",
             Stack::TonicH2c => "tonic-h2c",
         }
@@ -62,12 +72,18 @@ enum Command {
         /// Only these scenarios (e.g. S1,S3).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Only these stacks (e.g. grpc-h3,tonic; default: all).
+        #[arg(long, value_delimiter = ',', value_enum)]
+        stacks: Vec<Stack>,
     },
     /// A short run of every scenario (smoke test; asserts nothing about speed).
     Quick {
         /// Only these scenarios (e.g. S1,S3).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Only these stacks (e.g. grpc-h3,tonic; default: all).
+        #[arg(long, value_delimiter = ',', value_enum)]
+        stacks: Vec<Stack>,
     },
     /// Internal: serve one stack (the harness runs servers as processes).
     Serve {
@@ -168,7 +184,17 @@ fn udp_offloads() -> String {
     report().unwrap_or_else(|e| format!("UDP offloads unknown: {e}"))
 }
 
-async fn run_suite(scale: scenarios::Scale, repeats: usize, only: &[String]) -> Result<(), String> {
+async fn run_suite(
+    scale: scenarios::Scale,
+    repeats: usize,
+    only: &[String],
+    stacks: &[Stack],
+) -> Result<(), String> {
+    let stacks: Vec<Stack> = if stacks.is_empty() {
+        Stack::ALL.to_vec()
+    } else {
+        stacks.to_vec()
+    };
     let cert = harness::Certificate::generate()?;
     eprintln!("{}", udp_offloads());
     let suite: [(&str, Scenario); 6] = [
@@ -186,7 +212,7 @@ async fn run_suite(scale: scenarios::Scale, repeats: usize, only: &[String]) -> 
         }
         // Interleaved: A, B, C, A, B, C... so drift hits every stack alike.
         for repeat in 0..repeats {
-            for stack in Stack::ALL {
+            for &stack in &stacks {
                 eprintln!("{name} {} (repeat {}/{repeats})", stack.name(), repeat + 1);
                 match scenario(stack, &cert, scale).await {
                     Ok(metrics) => {
@@ -203,7 +229,7 @@ async fn run_suite(scale: scenarios::Scale, repeats: usize, only: &[String]) -> 
     if wants("S7") || wants("S8") {
         match netns::Lab::create() {
             Err(e) => eprintln!("S7/S8 skipped: {e}"),
-            Ok(lab) => run_loss(&lab, &cert, scale, repeats, &wants, &mut results),
+            Ok(lab) => run_loss(&lab, &cert, scale, repeats, &stacks, &wants, &mut results),
         }
     }
     println!("{}\n", udp_offloads());
@@ -223,6 +249,7 @@ fn run_loss(
     cert: &harness::Certificate,
     scale: scenarios::Scale,
     repeats: usize,
+    stacks: &[Stack],
     wants: &dyn Fn(&str) -> bool,
     results: &mut report::Results,
 ) {
@@ -237,7 +264,7 @@ fn run_loss(
             let name = format!("S7 {}% loss", per_mille as f64 / 10.0);
             let times = if per_mille == 10 { repeats } else { 1 };
             for repeat in 0..times {
-                for stack in Stack::ALL {
+                for &stack in stacks {
                     eprintln!("{name} {} (repeat {}/{times})", stack.name(), repeat + 1);
                     match lossy::s7(lab, stack, cert, per_mille, run) {
                         Ok(metrics) => metrics
@@ -251,7 +278,7 @@ fn run_loss(
     }
     if wants("S8") {
         for repeat in 0..repeats {
-            for stack in Stack::ALL {
+            for &stack in stacks {
                 eprintln!("S8 {} (repeat {}/{repeats})", stack.name(), repeat + 1);
                 match lossy::s8(lab, stack, cert, run) {
                     Ok(metrics) => metrics
@@ -298,8 +325,12 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime");
     let result = runtime.block_on(async {
         match args.command {
-            Command::All { only } => run_suite(scenarios::Scale::full(), 3, &only).await,
-            Command::Quick { only } => run_suite(scenarios::Scale::quick(), 1, &only).await,
+            Command::All { only, stacks } => {
+                run_suite(scenarios::Scale::full(), 3, &only, &stacks).await
+            }
+            Command::Quick { only, stacks } => {
+                run_suite(scenarios::Scale::quick(), 1, &only, &stacks).await
+            }
             Command::Serve {
                 stack,
                 addr,

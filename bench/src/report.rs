@@ -48,37 +48,47 @@ impl Results {
             .push(value);
     }
 
-    fn medians(
-        &self,
-        key: &(String, String),
-    ) -> (Option<f64>, Option<f64>, Option<f64>, Option<f64>) {
+    fn medians(&self, key: &(String, String)) -> Medians {
         let get = |stack| {
             self.values
                 .get(key)
                 .and_then(|m| m.get(&stack))
                 .and_then(|v| median(v))
         };
-        let (h3, tonic, h2c) = (get(Stack::GrpcH3), get(Stack::Tonic), get(Stack::TonicH2c));
-        let ratio = match (h3, tonic) {
+        let tonic = get(Stack::Tonic);
+        let ratio = |value: Option<f64>| match (value, tonic) {
             (Some(a), Some(b)) if b != 0.0 => Some(a / b),
             _ => None,
         };
-        (h3, tonic, ratio, h2c)
+        let (h3, h3_h2) = (get(Stack::GrpcH3), get(Stack::GrpcH3H2));
+        Medians {
+            h3,
+            tonic,
+            ratio: ratio(h3),
+            h3_h2,
+            h2_ratio: ratio(h3_h2),
+            h2c: get(Stack::TonicH2c),
+        }
     }
 
     pub(crate) fn markdown(&self) -> String {
-        let mut out = String::from("| scenario | metric | grpc-h3 | tonic (h2+TLS) | ratio | tonic h2c |\n|---|---|---:|---:|---:|---:|\n");
+        let mut out = String::from(
+            "| scenario | metric | grpc-h3 | tonic (h2+TLS) | ratio | grpc-h3 over h2+TLS | ratio | tonic h2c |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let ratio = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{r:.2}"));
         for key in &self.rows {
-            let (h3, tonic, ratio, h2c) = self.medians(key);
+            let m = self.medians(key);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 key.0,
                 key.1,
-                number(h3),
-                number(tonic),
-                ratio.map_or("n/a".into(), |r| format!("{r:.2}")),
-                number(h2c)
+                number(m.h3),
+                number(m.tonic),
+                ratio(m.ratio),
+                number(m.h3_h2),
+                ratio(m.h2_ratio),
+                number(m.h2c)
             );
         }
         out
@@ -89,20 +99,33 @@ impl Results {
             .rows
             .iter()
             .map(|key| {
-                let (h3, tonic, ratio, h2c) = self.medians(key);
+                let m = self.medians(key);
+                let ratio = |r: Option<f64>| r.map_or("null".into(), |r| format!("{r:.4}"));
                 format!(
-                    "{{\"scenario\":\"{}\",\"metric\":\"{}\",\"grpc_h3\":{},\"tonic\":{},\"ratio\":{},\"tonic_h2c\":{}}}",
+                    "{{\"scenario\":\"{}\",\"metric\":\"{}\",\"grpc_h3\":{},\"tonic\":{},\"ratio\":{},\"grpc_h3_h2\":{},\"h2_ratio\":{},\"tonic_h2c\":{}}}",
                     key.0,
                     key.1,
-                    number(h3),
-                    number(tonic),
-                    ratio.map_or("null".into(), |r| format!("{r:.4}")),
-                    number(h2c)
+                    number(m.h3),
+                    number(m.tonic),
+                    ratio(m.ratio),
+                    number(m.h3_h2),
+                    ratio(m.h2_ratio),
+                    number(m.h2c)
                 )
             })
             .collect();
         format!("[\n  {}\n]\n", rows.join(",\n  "))
     }
+}
+
+/// One row's medians, and each grpc-h3 stack's ratio to tonic.
+struct Medians {
+    h3: Option<f64>,
+    tonic: Option<f64>,
+    ratio: Option<f64>,
+    h3_h2: Option<f64>,
+    h2_ratio: Option<f64>,
+    h2c: Option<f64>,
 }
 
 #[cfg(test)]
@@ -125,6 +148,6 @@ mod tests {
         assert!(json.contains("\"tonic_h2c\":null"), "{json}");
         assert!(r
             .markdown()
-            .contains("| S1 | p50_us | 2.000 | 4.000 | 0.50 | null |"));
+            .contains("| S1 | p50_us | 2.000 | 4.000 | 0.50 | null | n/a | null |"));
     }
 }

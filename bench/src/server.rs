@@ -125,8 +125,13 @@ pub(crate) async fn serve(
         while matches!(stdin.read(&mut sink).await, Ok(n) if n > 0) {}
     };
     match stack {
-        Stack::GrpcH3 => {
-            let mut builder = grpc_h3::server::Server::builder();
+        Stack::GrpcH3 | Stack::GrpcH3H2 => {
+            let listen = if stack == Stack::GrpcH3 {
+                grpc_h3::server::Listen::Http3Only
+            } else {
+                grpc_h3::server::Listen::Http2Only
+            };
+            let mut builder = grpc_h3::server::Server::builder().listen(listen);
             if let Some(limit) = max_streams {
                 builder = builder.max_concurrent_streams(limit);
             }

@@ -34,6 +34,12 @@ impl Body {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        // A `Body` already: no second box around it.
+        let mut slot = Some(body);
+        if let Some(body) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
+            return body.take().expect("just filled");
+        }
+        let body = slot.expect("not taken");
         Body {
             inner: body
                 .map_err(|e| crate::errors::status_from_error(e.into()))

@@ -27,6 +27,11 @@ impl GrpcMethod {
         MethodPath::parse(path).map(|path| GrpcMethod { path })
     }
 
+    /// The method of a path the server has already parsed.
+    pub(crate) fn from_parsed(path: MethodPath) -> GrpcMethod {
+        GrpcMethod { path }
+    }
+
     /// The fully qualified service name.
     pub fn service(&self) -> &str {
         self.path.service()

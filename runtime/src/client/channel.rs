@@ -278,20 +278,25 @@ impl Inner {
             .extensions()
             .get::<WaitForReady>()
             .map_or(self.wait_for_ready, |w| w.0);
-        let watch = request
-            .extensions()
-            .get::<ConnectWatch>()
-            .cloned()
-            .unwrap_or_default();
+        // Only a call with a deadline needs to say where the connection
+        // stood when it passed.
+        let watch = match request.extensions().get::<ConnectWatch>() {
+            Some(watch) => Some(watch.clone()),
+            None => deadline.map(|_| ConnectWatch::default()),
+        };
         let call = async {
             for _ in 0..SEND_ATTEMPTS {
-                let this = self.clone();
-                watch.waiting(Arc::new(move || this.pools.describe()));
+                if let Some(watch) = &watch {
+                    let this = self.clone();
+                    watch.waiting(Arc::new(move || this.pools.describe()));
+                }
                 let sent = match &self.pools {
                     Pools::Http3(pool) => {
                         let conn: Arc<H3Connection> =
                             pool.get(wait_for_ready).await.map_err(no_connection)?;
-                        watch.connected();
+                        if let Some(watch) = &watch {
+                            watch.connected();
+                        }
                         conn.send(request).await.map(|r| {
                             r.map(|b| ResponseBody {
                                 kind: Kind::Http3(Box::new(b)),
@@ -300,7 +305,9 @@ impl Inner {
                     }
                     Pools::Http2(pool) => {
                         let conn = pool.get(wait_for_ready).await.map_err(no_connection)?;
-                        watch.connected();
+                        if let Some(watch) = &watch {
+                            watch.connected();
+                        }
                         let keep = conn.clone();
                         conn.send(request).await.map(|(response, cancel)| {
                             response.map(|body| ResponseBody {
@@ -328,13 +335,15 @@ impl Inner {
                 true,
             ))
         };
+        // Pinned here: wrapping the (large) future by value would copy it.
+        let call = std::pin::pin!(call);
         let Some(deadline) = deadline else {
             return call.await;
         };
         match tokio::time::timeout_at(deadline, call).await {
             Ok(result) => result,
             Err(_) => {
-                let status = match watch.describe() {
+                let status = match watch.as_ref().and_then(ConnectWatch::describe) {
                     Some(where_) => {
                         deadline_before_connection(timeout.unwrap_or_default(), &where_)
                     }

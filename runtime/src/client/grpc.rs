@@ -3,6 +3,7 @@
 //! the server did not process.
 
 use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +57,8 @@ struct Setup {
     deadline: Option<Instant>,
     encoding: Option<CompressionEncoding>,
     cancellation: Option<CancellationToken>,
-    watch: ConnectWatch,
+    /// Set when the call has a deadline (its message may need it).
+    watch: Option<ConnectWatch>,
 }
 
 impl<T> Grpc<T> {
@@ -107,7 +109,7 @@ impl<T> Grpc<T> {
                 .compression_override()
                 .unwrap_or(self.options.send_compression),
             cancellation: request.cancellation().cloned(),
-            watch: ConnectWatch::default(),
+            watch: timeout.map(|_| ConnectWatch::default()),
         }
     }
 
@@ -115,27 +117,31 @@ impl<T> Grpc<T> {
     fn head(
         &self,
         path: &PathAndQuery,
-        metadata: &Metadata,
+        metadata: Metadata,
         mut extensions: Extensions,
         wait_for_ready: Option<bool>,
         setup: &Setup,
-    ) -> impl Fn(Body) -> http::Request<Body> + Send + Sync {
-        let headers = protocol::request_headers(
-            metadata,
+    ) -> impl FnMut(Body) -> http::Request<Body> + Send + Sync {
+        if let Some(wait) = wait_for_ready {
+            extensions.insert(WaitForReady(wait));
+        }
+        if let Some(watch) = &setup.watch {
+            extensions.insert(watch.clone());
+        }
+        let uri = http::Uri::from(path.clone());
+        let (timeout, encoding, accept) = (
             setup.timeout,
             setup.encoding,
             self.options.accept_compression,
         );
-        if let Some(wait) = wait_for_ready {
-            extensions.insert(WaitForReady(wait));
-        }
-        extensions.insert(setup.watch.clone());
-        let uri = http::Uri::from(path.clone());
+        // Built afresh per attempt (a retry is rare): cheaper than building
+        // once and copying for every attempt.
         move |body| {
             let mut request = http::Request::new(body);
             *request.method_mut() = http::Method::POST;
             *request.uri_mut() = uri.clone();
-            *request.headers_mut() = headers.clone();
+            *request.headers_mut() =
+                protocol::request_headers(&metadata, timeout, encoding, accept);
             *request.extensions_mut() = extensions.clone();
             request
         }
@@ -145,10 +151,13 @@ impl<T> Grpc<T> {
 /// Runs `call` under the call's deadline and cancellation token: when
 /// either fires the call future is dropped (which cancels the stream) and
 /// the result is DEADLINE_EXCEEDED or CANCELLED.
-async fn within<R>(
-    setup: &Setup,
-    call: impl Future<Output = Result<R, Status>>,
-) -> Result<R, Status> {
+///
+/// The call comes pinned by the caller: its future is large, and each
+/// wrapper holding it by value would copy it again.
+async fn within<R, F>(setup: &Setup, call: Pin<&mut F>) -> Result<R, Status>
+where
+    F: Future<Output = Result<R, Status>> + ?Sized,
+{
     let result = traced(setup, call).instrument(setup.span.clone()).await;
     let status = match &result {
         Ok(_) => "0".to_owned(),
@@ -163,10 +172,10 @@ async fn within<R>(
 }
 
 /// [`within`] without the span bookkeeping.
-async fn traced<R>(
-    setup: &Setup,
-    call: impl Future<Output = Result<R, Status>>,
-) -> Result<R, Status> {
+async fn traced<R, F>(setup: &Setup, call: Pin<&mut F>) -> Result<R, Status>
+where
+    F: Future<Output = Result<R, Status>> + ?Sized,
+{
     let timed = async {
         let Some(deadline) = setup.deadline else {
             return call.await;
@@ -175,12 +184,14 @@ async fn traced<R>(
             Ok(result) => {
                 result.map_err(|status| blame_deadline(status, Instant::now() >= deadline))
             }
-            Err(_) => Err(match setup.watch.describe() {
-                Some(where_) => {
-                    deadline_before_connection(setup.timeout.unwrap_or_default(), &where_)
-                }
-                None => Status::deadline_exceeded("deadline exceeded"),
-            }),
+            Err(_) => Err(
+                match setup.watch.as_ref().and_then(ConnectWatch::describe) {
+                    Some(where_) => {
+                        deadline_before_connection(setup.timeout.unwrap_or_default(), &where_)
+                    }
+                    None => Status::deadline_exceeded("deadline exceeded"),
+                },
+            ),
         }
     };
     match &setup.cancellation {
@@ -226,7 +237,7 @@ where
     /// stream of messages.
     async fn open<C>(
         &self,
-        head: impl Fn(Body) -> http::Request<Body>,
+        mut head: impl FnMut(Body) -> http::Request<Body>,
         body: impl Fn() -> Body,
         replayable: impl Fn() -> bool,
         codec: C,
@@ -285,7 +296,7 @@ where
         let (metadata, extensions, message) = request.into_parts_with_extensions();
         let mut frames = FrameEncoder::new(setup.encoding, self.options.max_encoding_message_size);
         let frame = frames.encode(&mut codec, message)?;
-        let head = self.head(path, &metadata, extensions, wait_for_ready, setup);
+        let head = self.head(path, metadata, extensions, wait_for_ready, setup);
         let body = move || Body::from_status_body(Once::request(frame.clone()));
         self.open(head, body, || true, codec).await
     }
@@ -306,7 +317,7 @@ where
     {
         let wait_for_ready = request.wait_for_ready();
         let (metadata, extensions, ()) = request.into_parts_with_extensions();
-        let head = self.head(path, &metadata, extensions, wait_for_ready, setup);
+        let head = self.head(path, metadata, extensions, wait_for_ready, setup);
         let body = || Body::from_status_body(outbox.body());
         let opened = self.open(head, body, || outbox.replayable(), codec).await;
         if opened.is_ok() {
@@ -343,12 +354,12 @@ where
         C: Codec + Send + 'static,
     {
         let setup = self.setup(&request, &path);
-        within(&setup, async {
+        let call = pin!(async {
             let (metadata, extensions, stream) =
                 self.open_single(request, &path, codec, &setup).await?;
             read_one(metadata, extensions, stream).await
-        })
-        .await
+        });
+        within(&setup, call).await
     }
 
     /// A server-streaming call: one request, a stream of responses.
@@ -362,8 +373,11 @@ where
         C: Codec + Send + 'static,
     {
         let setup = self.setup(&request, &path);
-        let (metadata, extensions, stream) =
-            within(&setup, self.open_single(request, &path, codec, &setup)).await?;
+        let (metadata, extensions, stream) = within(
+            &setup,
+            pin!(self.open_single(request, &path, codec, &setup)),
+        )
+        .await?;
         let stream = stream.for_client(setup.deadline, setup.cancellation, Box::new(()));
         let mut response = Response::new(stream);
         *response.metadata_mut() = metadata;
@@ -385,13 +399,13 @@ where
     {
         let setup = self.setup(&request, &path);
         let (request, outbox) = self.outbox(request, codec.clone(), &setup);
-        let result = within(&setup, async {
+        let call = pin!(async {
             let (metadata, extensions, stream) = self
                 .open_streaming(request, &path, &outbox, codec, &setup)
                 .await?;
             read_one(metadata, extensions, stream).await
-        })
-        .await;
+        });
+        let result = within(&setup, call).await;
         result.map_err(|status| local_failure_or(&outbox.failure, status))
     }
 
@@ -415,7 +429,7 @@ where
         let (request, outbox) = self.outbox(request, codec.clone(), &setup);
         let opened = within(
             &setup,
-            self.open_streaming(request, &path, &outbox, codec, &setup),
+            pin!(self.open_streaming(request, &path, &outbox, codec, &setup)),
         )
         .await;
         let (metadata, extensions, stream) =

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use grpc_h3_core::Status;
@@ -248,6 +249,46 @@ async fn send_body(mut send: RequestSender, mut body: Body) {
     }
 }
 
+/// How far [`write_ready`] got.
+enum Written {
+    /// The body ended (or failed, or the server stopped it): nothing more
+    /// to send.
+    Ended,
+    /// The body has more to come.
+    Pending,
+}
+
+/// Writes the frames `body` has ready without waiting for more, and the
+/// end of the request if the body ended.
+async fn write_ready(send: &mut RequestSender, body: &mut Body) -> Written {
+    loop {
+        let frame = std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => None,
+                Poll::Ready(frame) => Some(frame),
+            })
+        })
+        .await;
+        let sent = match frame {
+            None => return Written::Pending,
+            Some(None) => {
+                let _ = send.finish().await;
+                return Written::Ended;
+            }
+            // Dropping the sender resets the stream: the caller reports why.
+            Some(Some(Err(_))) => return Written::Ended,
+            Some(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if data.is_empty() => continue,
+                Ok(data) => send.send(data).await,
+                Err(_) => continue,
+            },
+        };
+        if sent.is_err() {
+            return Written::Ended;
+        }
+    }
+}
+
 impl H3Connection {
     /// Stops handing this connection to new calls (after a connection-level
     /// failure); calls in flight keep it alive until they end.
@@ -288,8 +329,37 @@ impl H3Connection {
         };
         let id = stream.id().into_inner();
         let (send, mut recv) = stream.split();
-        let task = AbortOnDrop(tokio::spawn(send_body(RequestSender::new(send), body)));
-        let head = match recv.recv_response().await {
+        // What the body has ready now is written at once; a body that has
+        // ended with it (a unary request) costs nothing more. A body still
+        // producing is written while the response head is awaited, and
+        // moves to a task of its own if the head arrives first.
+        let mut send = RequestSender::new(send);
+        let mut body = body;
+        let mut sending: Option<Pin<Box<dyn Future<Output = ()> + Send>>> =
+            match write_ready(&mut send, &mut body).await {
+                Written::Ended => {
+                    // Finished, or dropped before finishing: reset (the
+                    // body failed or the server stopped reading).
+                    drop(send);
+                    None
+                }
+                Written::Pending => Some(Box::pin(send_body(send, body))),
+            };
+        let head = {
+            let response = recv.recv_response();
+            tokio::pin!(response);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = async { sending.as_mut().expect("still sending").await }, if sending.is_some() => {
+                        sending = None;
+                    }
+                    head = &mut response => break head,
+                }
+            }
+        };
+        let task = sending.map(|rest| AbortOnDrop(tokio::spawn(rest)));
+        let head = match head {
             Ok(head) => head,
             Err(e) => {
                 let error = h3_body::transport_error(e, &self.state, id);

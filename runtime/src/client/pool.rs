@@ -62,6 +62,12 @@ impl<K: Connector> Pool<K> {
         self: &Arc<Self>,
         wait_for_ready: bool,
     ) -> Result<Arc<K::Conn>, Status> {
+        // The common case: a usable connection, no waiting to prepare for.
+        if let State::Ready(conn) = &self.inner.lock().expect("pool lock").state {
+            if conn.usable() {
+                return Ok(conn.clone());
+            }
+        }
         let mut waited_for_attempt = false;
         loop {
             let changed = self.changed.notified();

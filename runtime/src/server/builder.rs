@@ -474,10 +474,16 @@ impl ServerBuilder {
         local_addr: SocketAddr,
     ) -> Result<BoundServer, Error> {
         let serves_h2 = tcp.is_some() || incoming.is_some();
-        let mut service: RouteService = route(Routes::new(self.services));
-        for layer in self.layers.iter().rev() {
-            service = layer(service);
-        }
+        let routes = Routes::new(self.services);
+        let service = if self.layers.is_empty() {
+            super::router::Front::Routes(routes)
+        } else {
+            let mut service: RouteService = route(routes);
+            for layer in self.layers.iter().rev() {
+                service = layer(service);
+            }
+            super::router::Front::Layered(service)
+        };
         let mut shared = Shared::new(self.config, service, ready.keep_alive);
         if serves_h2 && self.listen != Listen::H2c {
             let tls = ready.tls.as_ref().ok_or_else(|| {

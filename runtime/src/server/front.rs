@@ -14,7 +14,6 @@ use std::time::Duration;
 use grpc_h3_core::protocol::{self, Rejection};
 use grpc_h3_core::{Metadata, Status};
 use tokio::time::Instant;
-use tower::ServiceExt;
 
 use super::grpc::{http_error, trailers_only};
 use super::stats::Held;
@@ -89,7 +88,7 @@ pub(crate) fn admit(
         }
     };
     let deadline = effective_deadline(check.timeout, shared.config.timeout);
-    let method = GrpcMethod::from_path(check.path.as_str()).expect("a checked path");
+    let method = GrpcMethod::from_parsed(check.path);
     let span = tracing::debug_span!(
         "grpc.call",
         method = method.path(),
@@ -121,30 +120,30 @@ pub(crate) fn respond(
     request: http::Request<Body>,
 ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
     CatchPanic {
-        call: Box::pin(shared.service.clone().oneshot(request)),
+        call: shared.service.call(request),
         accept: shared.settings.accept_compression,
         panics: shared.meters.counters.handler_panics.clone(),
     }
 }
 
-type RouteFuture =
-    Pin<Box<dyn Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send>>;
-
-/// Turns a panicking handler into an INTERNAL reply instead of a reset
-/// stream and a dead task.
-struct CatchPanic {
-    call: RouteFuture,
-    accept: grpc_h3_core::EnabledEncodings,
-    panics: Arc<std::sync::atomic::AtomicU64>,
+pin_project_lite::pin_project! {
+    /// Turns a panicking handler into an INTERNAL reply instead of a reset
+    /// stream and a dead task.
+    struct CatchPanic {
+        #[pin]
+        call: super::router::FrontFuture,
+        accept: grpc_h3_core::EnabledEncodings,
+        panics: Arc<std::sync::atomic::AtomicU64>,
+    }
 }
 
 impl Future for CatchPanic {
     type Output = http::Response<Body>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<http::Response<Body>> {
-        let this = &mut *self;
-        let polled =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| this.call.as_mut().poll(cx)));
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<http::Response<Body>> {
+        let this = self.project();
+        let call = this.call;
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.poll(cx)));
         match polled {
             Ok(Poll::Ready(Ok(response))) => Poll::Ready(response),
             Ok(Poll::Ready(Err(never))) => match never {},
@@ -155,7 +154,7 @@ impl Future for CatchPanic {
                 Poll::Ready(trailers_only(
                     &Status::internal("the handler panicked"),
                     &Metadata::new(),
-                    this.accept,
+                    *this.accept,
                 ))
             }
         }

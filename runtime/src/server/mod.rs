@@ -134,7 +134,7 @@ impl Server {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     /// The routes, behind the layers.
-    pub(crate) service: RouteService,
+    pub(crate) service: router::Front,
     /// What every call's services see of the server's settings.
     pub(crate) settings: CallSettings,
     /// The keep-alive interval in effect, on both transports.
@@ -155,7 +155,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         config: ServerConfig,
-        service: RouteService,
+        service: router::Front,
         keep_alive: Option<Duration>,
     ) -> Shared {
         let meters = Meters::new();

@@ -54,7 +54,7 @@ where
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+    type Future = RoutedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // A service that cannot become ready fails the call it was asked
@@ -66,16 +66,39 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let call = self.0.call(request);
-        Box::pin(async move {
-            Ok(match call.await {
-                Ok(response) => response.map(Body::new),
-                Err(error) => {
-                    let status = crate::errors::status_from_error(error.into());
-                    trailers_only(&status, &Metadata::new(), EnabledEncodings::all())
-                }
-            })
-        })
+        RoutedFuture {
+            inner: self.0.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A routed service's response, its body boxed and its error turned
+    /// into a Trailers-Only answer (no allocation of its own).
+    pub(crate) struct RoutedFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, ResBody, E> Future for RoutedFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    E: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = match std::task::ready!(self.project().inner.poll(cx)) {
+            Ok(response) => response.map(Body::new),
+            Err(error) => {
+                let status = crate::errors::status_from_error(error.into());
+                trailers_only(&status, &Metadata::new(), EnabledEncodings::all())
+            }
+        };
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -101,10 +124,32 @@ fn service_name(path: &str) -> Option<&str> {
         .map(|(service, _)| service)
 }
 
+pin_project_lite::pin_project! {
+    /// The call a route runs, or the answer for a path no route serves.
+    #[project = RoutesProj]
+    pub(crate) enum RoutesFuture {
+        Routed { #[pin] call: tower::util::Oneshot<RouteService, http::Request<Body>> },
+        Answered { answer: Option<http::Response<Body>> },
+    }
+}
+
+impl Future for RoutesFuture {
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RoutesProj::Routed { call } => call.poll(cx),
+            RoutesProj::Answered { answer } => {
+                Poll::Ready(Ok(answer.take().expect("polled after completion")))
+            }
+        }
+    }
+}
+
 impl Service<http::Request<Body>> for Routes {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+    type Future = RoutesFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -115,7 +160,9 @@ impl Service<http::Request<Body>> for Routes {
             .and_then(|name| self.services.get(name))
             .cloned();
         match service {
-            Some(service) => Box::pin(service.oneshot(request)),
+            Some(service) => RoutesFuture::Routed {
+                call: service.oneshot(request),
+            },
             None => {
                 let answer = match service_name(request.uri().path()) {
                     Some(name) => trailers_only(
@@ -125,7 +172,9 @@ impl Service<http::Request<Body>> for Routes {
                     ),
                     None => unimplemented(&request),
                 };
-                Box::pin(std::future::ready(Ok(answer)))
+                RoutesFuture::Answered {
+                    answer: Some(answer),
+                }
             }
         }
     }
@@ -140,5 +189,47 @@ mod tests {
         assert_eq!(service_name("/a.B/C"), Some("a.B"));
         assert_eq!(service_name("/a.B"), None);
         assert_eq!(service_name("a.B/C"), None);
+    }
+}
+
+/// What the server calls for each request: the routes themselves, or the
+/// routes behind the builder's layers. Without layers the routes are called
+/// directly, saving a boxed clone and a boxed future per call.
+#[derive(Clone)]
+pub(crate) enum Front {
+    Routes(Routes),
+    Layered(RouteService),
+}
+
+pin_project_lite::pin_project! {
+    /// The response [`Front`] produces.
+    #[project = FrontProj]
+    pub(crate) enum FrontFuture {
+        Routes { #[pin] call: RoutesFuture },
+        Layered { #[pin] call: tower::util::Oneshot<RouteService, http::Request<Body>> },
+    }
+}
+
+impl Front {
+    pub(crate) fn call(&self, request: http::Request<Body>) -> FrontFuture {
+        match self {
+            Front::Routes(routes) => FrontFuture::Routes {
+                call: routes.clone().call(request),
+            },
+            Front::Layered(service) => FrontFuture::Layered {
+                call: service.clone().oneshot(request),
+            },
+        }
+    }
+}
+
+impl Future for FrontFuture {
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FrontProj::Routes { call } => call.poll(cx),
+            FrontProj::Layered { call } => call.poll(cx),
+        }
     }
 }

@@ -71,7 +71,7 @@ impl Responder<'_> {
     async fn send(
         &mut self,
         response: http::Response<Body>,
-    ) -> Result<Option<String>, h3::error::StreamError> {
+    ) -> Result<Option<http::HeaderValue>, h3::error::StreamError> {
         let (parts, mut body) = response.into_parts();
         let mut status = grpc_status(&parts.headers);
         self.stream
@@ -105,11 +105,8 @@ impl Responder<'_> {
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get(grpc_h3_core::GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+fn grpc_status(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
+    headers.get(grpc_h3_core::GRPC_STATUS).cloned()
 }
 
 /// Handles one request stream from headers to the final frame.
@@ -183,7 +180,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
             return;
         }
     };
-    call.record(status.as_deref());
+    call.record(status.as_ref().and_then(|v| v.to_str().ok()));
     // The call stays live until the client has acknowledged the whole
     // response, so a drain that closes the connection next loses nothing.
     call.finished_running();
