@@ -85,10 +85,19 @@ async fn every_case_passes(lazy_headers: bool, transport: Transport) {
     serving.await.unwrap().unwrap();
 }
 
-#[test]
-fn the_binaries_work_from_the_command_line() {
+/// Starts `interop_server` on an ephemeral port with `extra` arguments:
+/// the process, its stdout's remaining lines, the PEM path and the port.
+fn start_interop_server(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    String,
+    String,
+) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_interop_server"))
         .args(["--port", "0", "--host", "127.0.0.1"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -105,6 +114,50 @@ fn the_binaries_work_from_the_command_line() {
         .and_then(|rest| rest.split_whitespace().next())
         .expect(&listening)
         .to_owned();
+    (server, lines, pem, port)
+}
+
+/// Runs every case with `interop_client --transport auto`; returns the
+/// transport it ended on.
+fn every_case_passes_choosing_the_transport(port: &str, pem: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_interop_client"))
+        .args(["--server_host", "127.0.0.1", "--server_port", port])
+        .args([
+            "--ca_file",
+            pem,
+            "--transport",
+            "auto",
+            "--test_case",
+            "all",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS ")).count(),
+        ALL.len(),
+        "{stdout}"
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("transport in use: "))
+        .expect(&stdout)
+        .to_owned()
+}
+
+#[test]
+fn without_http3_the_client_choosing_by_itself_passes_over_http2() {
+    let (mut server, _lines, pem, port) = start_interop_server(&["--http3=false"]);
+    let transport = every_case_passes_choosing_the_transport(&port, &pem);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(transport, "h2");
+}
+
+#[test]
+fn the_binaries_work_from_the_command_line() {
+    let (mut server, mut lines, pem, port) = start_interop_server(&[]);
 
     let output = Command::new(env!("CARGO_BIN_EXE_interop_client"))
         .args([
@@ -140,6 +193,9 @@ fn the_binaries_work_from_the_command_line() {
         3,
         "{stdout}"
     );
+
+    // Choosing by itself, the client finds HTTP/3.
+    assert_eq!(every_case_passes_choosing_the_transport(&port, &pem), "h3");
 
     // A failing case makes the client exit non-zero.
     let output = Command::new(env!("CARGO_BIN_EXE_interop_client"))

@@ -37,6 +37,7 @@
 //! assert_eq!(trailers["grpc-message"], "no such user %E2%9C%93");
 //! ```
 
+pub mod alt_svc;
 pub mod call;
 pub mod codec;
 pub mod compression;

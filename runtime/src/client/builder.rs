@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auto::Auto;
 use super::backoff::BackoffConfig;
 use super::channel::{Channel, Inner, Pools};
 use super::connect::Target;
@@ -43,13 +44,16 @@ pub struct ChannelBuilder {
     max_header_list_size: u64,
     backoff: BackoffConfig,
     wait_for_ready: bool,
+    race_delay: Duration,
+    broken_quic_period: Duration,
 }
 
 impl Channel {
     /// Starts configuring a channel to `uri`: `https://host:port` (the port
-    /// defaults to 443) for HTTP/3 or, with
-    /// [`ChannelBuilder::transport`], HTTP/2 over TLS; `http://host:port`
-    /// for plaintext HTTP/2 (h2c; the port defaults to 80).
+    /// defaults to 443) for HTTP/3 or HTTP/2 over TLS, chosen
+    /// automatically unless [`ChannelBuilder::transport`] fixes one;
+    /// `http://host:port` for plaintext HTTP/2 (h2c; the port defaults to
+    /// 80).
     pub fn builder(uri: impl Into<String>) -> ChannelBuilder {
         ChannelBuilder {
             uri: uri.into(),
@@ -64,16 +68,40 @@ impl Channel {
             max_header_list_size: 16 * 1024,
             backoff: BackoffConfig::default(),
             wait_for_ready: false,
+            race_delay: super::auto::DEFAULT_RACE_DELAY,
+            broken_quic_period: super::auto::DEFAULT_BROKEN_PERIOD,
         }
     }
 }
 
 impl ChannelBuilder {
-    /// The transport: [`Transport::Http3`], [`Transport::Http2`] (TLS) or
-    /// [`Transport::H2c`] (plaintext). Default: HTTP/3 for `https://`
-    /// URIs, h2c for `http://` ones.
+    /// Uses only this transport: [`Transport::Http3`], [`Transport::Http2`]
+    /// (TLS) or [`Transport::H2c`] (plaintext). Default for `https://`
+    /// URIs: automatic, HTTP/3 where it works and HTTP/2 where it does not
+    /// (QUIC first, TCP joining after [`ChannelBuilder::race_delay`],
+    /// HTTP/3 remembered as broken per origin after it loses, `alt-svc`
+    /// followed); for `http://` URIs: h2c.
     pub fn transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
+        self
+    }
+
+    /// Automatic transport: how long QUIC has alone before TCP + TLS +
+    /// HTTP/2 starts in parallel (at once if QUIC fails outright); the
+    /// first to connect carries the calls. Default: 300 ms.
+    pub fn race_delay(mut self, delay: Duration) -> Self {
+        self.race_delay = delay;
+        self
+    }
+
+    /// Automatic transport: how long HTTP/3 is skipped for an origin after
+    /// it lost to HTTP/2 (failed or too slow), the first time; each repeat
+    /// doubles it, up to 48 hours, and a QUIC connection that succeeds
+    /// clears it. After the period calls stay on HTTP/2 while one
+    /// background attempt tries QUIC. The memory is shared by every
+    /// channel of the process (at most 1,024 origins). Default: 5 minutes.
+    pub fn broken_quic_period(mut self, period: Duration) -> Self {
+        self.broken_quic_period = period;
         self
     }
 
@@ -182,16 +210,17 @@ impl ChannelBuilder {
                 )))
             }
         };
+        // `None`: automatic.
         let transport = match (self.transport, plaintext) {
-            (None, false) => Transport::Http3,
-            (None, true) | (Some(Transport::H2c), _) => Transport::H2c,
+            (None, false) => None,
+            (None, true) | (Some(Transport::H2c), _) => Some(Transport::H2c),
             (Some(Transport::Http3 | Transport::Http2), true) => {
                 return Err(Error::config(format!(
                     "channel URI {:?}: HTTP/3 and HTTP/2 over TLS need an https:// URI",
                     self.uri
                 )))
             }
-            (Some(transport), false) => transport,
+            (Some(transport), false) => Some(transport),
         };
         let authority = uri
             .authority()
@@ -224,56 +253,65 @@ impl ChannelBuilder {
             config.alpn_protocols = vec![alpn.to_vec()];
             config
         };
-        let pools = match transport {
-            Transport::Http3 => {
+        let h3_connector = || -> Result<H3Connector, Error> {
+            let tls = match &self.rustls_config {
+                Some(config) => with_alpn(config, crate::tls::ALPN_H3),
+                None => tls_config.build()?,
+            };
+            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+                .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
+            let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
+            let quic_transport =
+                transport::transport_config(Side::Client, self.idle_timeout, keep_alive)?;
+            quic_config.transport_config(Arc::new(quic_transport));
+            Ok(H3Connector {
+                target: target.clone(),
+                server_name: server_name.clone(),
+                quic_config,
+                max_header_list_size: self.max_header_list_size,
+                endpoint: self.endpoint.clone(),
+                local_address: self.local_address,
+                local_endpoint: std::sync::Mutex::default(),
+                counters: Arc::default(),
+            })
+        };
+        let h2_connector = |tls: bool| -> Result<H2Connector, Error> {
+            let tls = if tls {
                 let tls = match &self.rustls_config {
-                    Some(config) => with_alpn(config, crate::tls::ALPN_H3),
-                    None => tls_config.build()?,
+                    Some(config) => with_alpn(config, crate::tls::ALPN_H2),
+                    None => tls_config.build_h2()?,
                 };
-                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-                    .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
-                let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
-                let quic_transport =
-                    transport::transport_config(Side::Client, self.idle_timeout, keep_alive)?;
-                quic_config.transport_config(Arc::new(quic_transport));
-                Pools::Http3(Arc::new(Pool::new(
-                    H3Connector {
-                        target,
-                        server_name,
-                        quic_config,
-                        max_header_list_size: self.max_header_list_size,
-                        endpoint: self.endpoint,
-                        local_address: self.local_address,
-                        local_endpoint: std::sync::Mutex::default(),
-                        counters: Arc::default(),
-                    },
-                    self.backoff,
-                )))
+                Some(tokio_rustls::TlsConnector::from(Arc::new(tls)))
+            } else {
+                None
+            };
+            Ok(H2Connector {
+                target: target.clone(),
+                server_name: server_name.clone(),
+                tls,
+                keep_alive,
+                idle_timeout: self.idle_timeout,
+                max_header_list_size: u32::try_from(self.max_header_list_size).unwrap_or(u32::MAX),
+                local_address: self.local_address,
+            })
+        };
+        let pools = match transport {
+            Some(Transport::Http3) => {
+                Pools::Http3(Arc::new(Pool::new(h3_connector()?, self.backoff)))
             }
-            Transport::Http2 | Transport::H2c => {
-                let tls = if transport == Transport::Http2 {
-                    let tls = match &self.rustls_config {
-                        Some(config) => with_alpn(config, crate::tls::ALPN_H2),
-                        None => tls_config.build_h2()?,
-                    };
-                    Some(tokio_rustls::TlsConnector::from(Arc::new(tls)))
-                } else {
-                    None
-                };
-                Pools::Http2(Arc::new(Pool::new(
-                    H2Connector {
-                        target,
-                        server_name,
-                        tls,
-                        keep_alive,
-                        idle_timeout: self.idle_timeout,
-                        max_header_list_size: u32::try_from(self.max_header_list_size)
-                            .unwrap_or(u32::MAX),
-                        local_address: self.local_address,
-                    },
-                    self.backoff,
-                )))
+            Some(Transport::Http2) => {
+                Pools::Http2(Arc::new(Pool::new(h2_connector(true)?, self.backoff)))
             }
+            Some(Transport::H2c) => {
+                Pools::Http2(Arc::new(Pool::new(h2_connector(false)?, self.backoff)))
+            }
+            None => Pools::Auto(Arc::new(Auto::new(
+                h3_connector()?,
+                h2_connector(true)?,
+                self.backoff,
+                self.race_delay,
+                self.broken_quic_period,
+            ))),
         };
         let scheme = if plaintext {
             http::uri::Scheme::HTTP

@@ -14,6 +14,7 @@ use http_body::{Frame, SizeHint};
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::auto::{Auto, Picked};
 use super::h2::{H2Connection, H2Connector};
 use super::h3::{H3Connection, H3Connector};
 use super::pool::Pool;
@@ -79,6 +80,8 @@ pub(crate) fn deadline_before_connection(timeout: std::time::Duration, where_: &
 pub(crate) enum Pools {
     Http3(Arc<Pool<H3Connector>>),
     Http2(Arc<Pool<H2Connector>>),
+    /// Both, the channel choosing (see [`Auto`]).
+    Auto(Arc<Auto>),
 }
 
 impl Pools {
@@ -86,6 +89,7 @@ impl Pools {
         match self {
             Pools::Http3(pool) => pool.describe(),
             Pools::Http2(pool) => pool.describe(),
+            Pools::Auto(auto) => auto.describe(),
         }
     }
 
@@ -93,6 +97,7 @@ impl Pools {
         match self {
             Pools::Http3(pool) => pool.authority(),
             Pools::Http2(pool) => pool.authority(),
+            Pools::Auto(auto) => auto.authority(),
         }
     }
 }
@@ -151,9 +156,36 @@ impl std::fmt::Debug for Channel {
                 &match self.inner.pools {
                     Pools::Http3(_) => "h3",
                     Pools::Http2(_) => "h2",
+                    Pools::Auto(_) => "automatic",
                 },
             )
             .finish()
+    }
+}
+
+impl Channel {
+    /// The transport new calls go out on now, if the channel has a usable
+    /// connection (`None` before the first call and while reconnecting).
+    /// An automatic channel (the default for `https://`) moves between
+    /// HTTP/3 and HTTP/2 as they work; each response also says which one
+    /// carried it (a [`Transport`](crate::Transport) in its extensions).
+    pub fn current_transport(&self) -> Option<crate::Transport> {
+        match &self.inner.pools {
+            Pools::Http3(pool) => pool.ready().map(|_| crate::Transport::Http3),
+            Pools::Http2(pool) => pool.ready().map(|conn| conn.transport()),
+            Pools::Auto(auto) => auto.current(),
+        }
+    }
+
+    /// Where HTTP/3 connections go (`host:port`): the server's own
+    /// address, or the alternative its `alt-svc` header named. For
+    /// diagnostics; `None` on a channel that never uses HTTP/3.
+    pub fn http3_authority(&self) -> Option<String> {
+        match &self.inner.pools {
+            Pools::Http3(pool) => Some(pool.authority()),
+            Pools::Http2(_) => None,
+            Pools::Auto(auto) => Some(auto.h3_pool().authority()),
+        }
     }
 }
 
@@ -290,34 +322,25 @@ impl Inner {
                     let this = self.clone();
                     watch.waiting(Arc::new(move || this.pools.describe()));
                 }
-                let sent = match &self.pools {
-                    Pools::Http3(pool) => {
-                        let conn: Arc<H3Connection> =
-                            pool.get(wait_for_ready).await.map_err(no_connection)?;
-                        if let Some(watch) = &watch {
-                            watch.connected();
+                let picked = match &self.pools {
+                    Pools::Http3(pool) => pool.get(wait_for_ready).await.map(Picked::Http3),
+                    Pools::Http2(pool) => pool.get(wait_for_ready).await.map(Picked::Http2),
+                    Pools::Auto(auto) => auto.pick(wait_for_ready).await,
+                }
+                .map_err(no_connection)?;
+                if let Some(watch) = &watch {
+                    watch.connected();
+                }
+                let sent = match picked {
+                    Picked::Http3(conn) => send_http3(conn, request).await,
+                    Picked::Http2(conn) => {
+                        let sent = send_http2(conn, request).await;
+                        if let (Ok(response), Pools::Auto(auto)) = (&sent, &self.pools) {
+                            for value in response.headers().get_all(http::header::ALT_SVC) {
+                                auto.learn_alt_svc(value);
+                            }
                         }
-                        conn.send(request).await.map(|r| {
-                            r.map(|b| ResponseBody {
-                                kind: Kind::Http3(Box::new(b)),
-                            })
-                        })
-                    }
-                    Pools::Http2(pool) => {
-                        let conn = pool.get(wait_for_ready).await.map_err(no_connection)?;
-                        if let Some(watch) = &watch {
-                            watch.connected();
-                        }
-                        let keep = conn.clone();
-                        conn.send(request).await.map(|(response, cancel)| {
-                            response.map(|body| ResponseBody {
-                                kind: Kind::Http2 {
-                                    body,
-                                    _conn: keep,
-                                    _cancel: cancel,
-                                },
-                            })
-                        })
+                        sent
                     }
                 };
                 match sent {
@@ -355,6 +378,33 @@ impl Inner {
             }
         }
     }
+}
+
+async fn send_http3(
+    conn: Arc<H3Connection>,
+    request: http::Request<Body>,
+) -> Result<http::Response<ResponseBody>, SendFailure> {
+    conn.send(request).await.map(|r| {
+        r.map(|b| ResponseBody {
+            kind: Kind::Http3(Box::new(b)),
+        })
+    })
+}
+
+async fn send_http2(
+    conn: Arc<H2Connection>,
+    request: http::Request<Body>,
+) -> Result<http::Response<ResponseBody>, SendFailure> {
+    let keep = conn.clone();
+    conn.send(request).await.map(|(response, cancel)| {
+        response.map(|body| ResponseBody {
+            kind: Kind::Http2 {
+                body,
+                _conn: keep,
+                _cancel: cancel,
+            },
+        })
+    })
 }
 
 /// A call that got no connection: UNAVAILABLE, and never sent.

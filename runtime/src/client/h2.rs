@@ -165,6 +165,11 @@ impl H2Connector {
 }
 
 impl H2Connection {
+    /// HTTP/2 with TLS, or h2c.
+    pub(crate) fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// Stops handing this connection to new calls.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);

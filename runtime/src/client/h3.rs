@@ -122,6 +122,25 @@ impl Connector for H3Connector {
 }
 
 impl H3Connector {
+    /// The same connector aimed at another host and port (an Alt-Svc
+    /// alternative); the server name it verifies stays the origin's.
+    pub(crate) fn retarget(&self, host: String, port: u16) -> H3Connector {
+        H3Connector {
+            target: Target {
+                host,
+                port,
+                connect_timeout: self.target.connect_timeout,
+            },
+            server_name: self.server_name.clone(),
+            quic_config: self.quic_config.clone(),
+            max_header_list_size: self.max_header_list_size,
+            endpoint: self.endpoint.clone(),
+            local_address: self.local_address,
+            local_endpoint: std::sync::Mutex::default(),
+            counters: self.counters.clone(),
+        }
+    }
+
     /// The endpoint bound to the configured local address, made on first
     /// use (and again if its runtime has gone).
     fn local_endpoint(

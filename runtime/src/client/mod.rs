@@ -7,6 +7,7 @@
 //! (`GreeterClient::new(ServiceBuilder::new().layer(..).service(channel))`),
 //! and tonic-generated clients can use it too.
 
+mod auto;
 mod backoff;
 mod builder;
 mod channel;
@@ -14,6 +15,7 @@ mod connect;
 mod grpc;
 mod h2;
 mod h3;
+mod memory;
 mod outbox;
 mod pool;
 mod service;

@@ -54,6 +54,20 @@ impl<K: Connector> Pool<K> {
         self.connector.authority()
     }
 
+    /// The connector, to make another like it.
+    pub(crate) fn connector(&self) -> &K {
+        &self.connector
+    }
+
+    /// The connection, if one is up and usable now (no waiting, no
+    /// attempt started).
+    pub(crate) fn ready(&self) -> Option<Arc<K::Conn>> {
+        match &self.inner.lock().expect("pool lock").state {
+            State::Ready(conn) if conn.usable() => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
     /// A usable connection. Waits for a running attempt, starting one if
     /// none runs. After a failed attempt the call fails with its status,
     /// unless `wait_for_ready`: then it waits for the next attempts (the

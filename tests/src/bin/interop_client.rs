@@ -35,9 +35,10 @@ struct Args {
     /// do; HTTP/3 always uses TLS.
     #[arg(long = "use_tls", default_value = "true", action = clap::ArgAction::Set)]
     use_tls: bool,
-    /// The transport with TLS: `h3` (HTTP/3 over QUIC) or `h2` (HTTP/2 over
-    /// TCP, to reach servers of other gRPC stacks).
-    #[arg(long, default_value = "h3", value_parser = ["h3", "h2"])]
+    /// The transport with TLS: `h3` (HTTP/3 over QUIC), `h2` (HTTP/2 over
+    /// TCP, to reach servers of other gRPC stacks) or `auto` (HTTP/3 where
+    /// it works, HTTP/2 where it does not, as channels choose by default).
+    #[arg(long, default_value = "h3", value_parser = ["h3", "h2", "auto"])]
     transport: String,
 }
 
@@ -71,13 +72,13 @@ async fn main() -> ExitCode {
         args.server_host.clone()
     };
     let builder = if args.use_tls {
-        let transport = match args.transport.as_str() {
-            "h2" => Transport::Http2,
-            _ => Transport::Http3,
-        };
-        Channel::builder(format!("https://{host}:{}", args.server_port))
-            .tls_config(tls)
-            .transport(transport)
+        let builder =
+            Channel::builder(format!("https://{host}:{}", args.server_port)).tls_config(tls);
+        match args.transport.as_str() {
+            "h2" => builder.transport(Transport::Http2),
+            "h3" => builder.transport(Transport::Http3),
+            _ => builder,
+        }
     } else {
         Channel::builder(format!("http://{host}:{}", args.server_port))
     };
@@ -88,7 +89,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runner = Runner::new(channel);
+    let runner = Runner::new(channel.clone());
     let cases: Vec<&str> = if args.test_case == "all" {
         ALL.to_vec()
     } else {
@@ -107,6 +108,9 @@ async fn main() -> ExitCode {
                 println!("FAIL {case} ({ms:.1} ms): {reason}");
             }
         }
+    }
+    if let Some(transport) = channel.current_transport() {
+        println!("transport in use: {transport}");
     }
     if failures == 0 {
         ExitCode::SUCCESS

@@ -35,6 +35,10 @@ struct Args {
     /// TLS; HTTP/3 always runs over TLS.
     #[arg(long = "use_tls", default_value = "true", action = clap::ArgAction::Set)]
     use_tls: bool,
+    /// `false`: no HTTP/3, only HTTP/2 with TLS on TCP (what a client on a
+    /// network that drops UDP sees), for testing fallback.
+    #[arg(long = "http3", default_value = "true", action = clap::ArgAction::Set)]
+    http3: bool,
     /// When response headers go out: `eager` (as soon as a handler
     /// returns) or `lazy` (with the first message; calls that end before
     /// one are answered Trailers-Only). Both are legal; clients must
@@ -80,6 +84,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .lazy_response_headers(args.response_headers == "lazy");
         if !args.use_tls {
             builder = builder.listen(Listen::H2c);
+        } else if !args.http3 {
+            builder = builder.listen(Listen::Http2Only);
         }
         match builder.bind(SocketAddr::new(host, port)) {
             Ok(server) => {
@@ -96,8 +102,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|s| s.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
-    let transports = if args.use_tls {
+    let transports = if args.use_tls && args.http3 {
         "HTTP/3 on UDP, HTTP/2 with TLS on TCP"
+    } else if args.use_tls {
+        "HTTP/2 with TLS on TCP, no HTTP/3"
     } else {
         "h2c on TCP"
     };
