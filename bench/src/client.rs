@@ -99,6 +99,30 @@ impl Client {
         }
     }
 
+    /// A grpc-h3 client whose channel chooses its transport by itself
+    /// (the default for `https://`), with this connect timeout; the
+    /// channel comes back too, to ask which transport it chose.
+    pub(crate) fn automatic(
+        addr: SocketAddr,
+        ca_pem: &[u8],
+        transport: Option<grpc_h3::Transport>,
+        connect_timeout: Duration,
+    ) -> Result<(Client, grpc_h3::Channel), String> {
+        let tls = grpc_h3::tls::ClientTlsConfig::new()
+            .ca_certificate(ca_pem)
+            .server_name("localhost")
+            .crypto_provider(crate::tls::provider());
+        let mut builder = grpc_h3::Channel::builder(format!("https://{addr}"))
+            .tls_config(tls)
+            .connect_timeout(connect_timeout);
+        if let Some(transport) = transport {
+            builder = builder.transport(transport);
+        }
+        let channel = builder.build().map_err(err)?;
+        let client = Client::H3(pb::h3::bench_client::BenchClient::new(channel.clone()));
+        Ok((client, channel))
+    }
+
     /// One unary echo of `body`.
     pub(crate) async fn unary(&self, body: &Bytes) -> Result<(), String> {
         match self {

@@ -7,6 +7,7 @@
 //! print a markdown table and write `target/bench/latest.json`.
 
 mod client;
+mod fallback;
 mod harness;
 mod load;
 mod lossy;
@@ -84,6 +85,13 @@ enum Command {
         /// Only these stacks (e.g. grpc-h3,tonic; default: all).
         #[arg(long, value_delimiter = ',', value_enum)]
         stacks: Vec<Stack>,
+    },
+    /// Time to a first call when the server's UDP port is silent (HTTP/2
+    /// only): grpc-h3 choosing its transport, on HTTP/3 only, and tonic.
+    Fallback {
+        /// Connections measured per client kind.
+        #[arg(long, default_value_t = 20)]
+        samples: usize,
     },
     /// Internal: serve one stack (the harness runs servers as processes).
     Serve {
@@ -346,6 +354,7 @@ fn main() -> std::process::ExitCode {
                     .await
                     .map_err(|e| e.to_string())
             }
+            Command::Fallback { samples } => fallback::run(samples).await,
             Command::OpenLoop {
                 stack,
                 rate,

@@ -44,9 +44,9 @@ impl Scale {
 
 pub(crate) type Metrics = Vec<(&'static str, f64)>;
 
-const LOCALHOST: &str = "127.0.0.1:0";
+pub(crate) const LOCALHOST: &str = "127.0.0.1:0";
 
-fn small() -> Bytes {
+pub(crate) fn small() -> Bytes {
     Bytes::from(vec![1u8; 100])
 }
 

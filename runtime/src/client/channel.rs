@@ -114,8 +114,16 @@ pub(crate) struct Inner {
 /// and reconnects on the next call after the connection is lost or the
 /// server sent GOAWAY.
 ///
-/// It speaks HTTP/3 by default; [`ChannelBuilder::transport`](super::ChannelBuilder::transport) picks HTTP/2
-/// over TLS instead, and an `http://` URI plaintext HTTP/2 (h2c).
+/// With an `https://` URI it chooses its transport by itself: HTTP/3 where
+/// it works, HTTP/2 over TLS where it does not. QUIC starts first; TCP
+/// joins after [`race_delay`](super::ChannelBuilder::race_delay) (300 ms)
+/// or as soon as QUIC fails, and the first to connect carries the calls.
+/// When HTTP/2 wins, the process remembers HTTP/3 as broken for that
+/// address (5 minutes, doubling on repeats), and `alt-svc` headers from
+/// the server say where HTTP/3 is. [`Channel::current_transport`] and each
+/// response's [`Transport`](crate::Transport) extension say which one is in
+/// use. [`ChannelBuilder::transport`](super::ChannelBuilder::transport)
+/// fixes one instead; an `http://` URI is plaintext HTTP/2 (h2c).
 ///
 /// Connecting tries every address the host resolves to, IPv6 and IPv4
 /// interleaved as Happy Eyeballs does (a new attempt every 250 ms until one
