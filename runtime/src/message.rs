@@ -153,6 +153,15 @@ impl<T> Request<T> {
         self.cancellation.as_ref()
     }
 
+    /// Adds `credentials`' metadata (e.g. a bearer token) to this call,
+    /// instead of the channel's call credentials, if any.
+    pub fn set_call_credentials(&mut self, credentials: impl crate::client::CallCredentials) {
+        self.extensions
+            .insert(crate::client::CallCredentialsExt(std::sync::Arc::new(
+                credentials,
+            )));
+    }
+
     /// Client: whether this call waits for a connection while the channel
     /// is backing off after a failed connection attempt (gRPC's
     /// wait-for-ready), up to the call's deadline, instead of failing at

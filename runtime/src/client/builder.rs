@@ -46,6 +46,8 @@ pub struct ChannelBuilder {
     wait_for_ready: bool,
     race_delay: Duration,
     broken_quic_period: Duration,
+    credentials: Option<super::CallCredentialsExt>,
+    credentials_over_plaintext: bool,
 }
 
 impl Channel {
@@ -70,6 +72,8 @@ impl Channel {
             wait_for_ready: false,
             race_delay: super::auto::DEFAULT_RACE_DELAY,
             broken_quic_period: super::auto::DEFAULT_BROKEN_PERIOD,
+            credentials: None,
+            credentials_over_plaintext: false,
         }
     }
 }
@@ -83,6 +87,22 @@ impl ChannelBuilder {
     /// followed); for `http://` URIs: h2c.
     pub fn transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
+        self
+    }
+
+    /// Adds `credentials`' metadata (e.g. a bearer token) to every call;
+    /// a call's own ([`Request::set_call_credentials`](crate::Request::set_call_credentials))
+    /// replace them. Composes with a TLS client certificate. Default: none.
+    pub fn call_credentials(mut self, credentials: impl super::CallCredentials) -> Self {
+        self.credentials = Some(super::CallCredentialsExt(Arc::new(credentials)));
+        self
+    }
+
+    /// Sends call credentials over plaintext HTTP/2 (h2c) too, e.g. to a
+    /// sidecar on loopback; without it such calls fail UNAUTHENTICATED
+    /// before anything is sent. Default: false.
+    pub fn allow_credentials_over_plaintext(mut self, allow: bool) -> Self {
+        self.credentials_over_plaintext = allow;
         self
     }
 
@@ -324,6 +344,8 @@ impl ChannelBuilder {
                 scheme,
                 authority,
                 wait_for_ready: self.wait_for_ready,
+                credentials: self.credentials.map(|c| c.0),
+                credentials_over_plaintext: self.credentials_over_plaintext,
             }),
         })
     }

@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) scheme: http::uri::Scheme,
     pub(crate) authority: http::uri::Authority,
     pub(crate) wait_for_ready: bool,
+    pub(crate) credentials: Option<Arc<dyn super::CallCredentials>>,
+    pub(crate) credentials_over_plaintext: bool,
 }
 
 /// A channel to one server: cheap to clone, all clones share one
@@ -308,6 +310,20 @@ impl Inner {
         mut request: http::Request<Body>,
     ) -> Result<http::Response<ResponseBody>, TransportError> {
         self.absolute(&mut request)?;
+        if self.credentials.is_some()
+            || request
+                .extensions()
+                .get::<super::CallCredentialsExt>()
+                .is_some()
+        {
+            super::credentials::apply(
+                self.credentials.as_ref(),
+                self.credentials_over_plaintext,
+                &mut request,
+            )
+            .await
+            .map_err(|status| TransportError::new(status, false))?;
+        }
         let timeout = request
             .headers()
             .get(GRPC_TIMEOUT)

@@ -12,6 +12,7 @@ mod backoff;
 mod builder;
 mod channel;
 mod connect;
+mod credentials;
 mod grpc;
 mod h2;
 mod h3;
@@ -28,6 +29,7 @@ use grpc_h3_core::{CompressionEncoding, EnabledEncodings};
 pub use backoff::BackoffConfig;
 pub use builder::ChannelBuilder;
 pub use channel::{Channel, ResponseBody, ResponseFuture, WaitForReady};
+pub use credentials::{BearerToken, CallCredentials, CallCredentialsExt, CredentialsFuture};
 pub use grpc::Grpc;
 pub use service::GrpcService;
 
