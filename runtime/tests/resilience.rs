@@ -160,7 +160,14 @@ async fn a_per_call_error_does_not_retire_the_connection() {
         .unwrap();
     let status = client.unary(request).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("1024"), "{status:?}");
+    // Refused by the client against the server's SETTINGS, or, when those
+    // are still on their way (the control stream is not ordered with the
+    // first response), by the server's frame guard: either is this call's
+    // failure alone.
+    assert!(
+        status.message().contains("1024") || status.message().contains("H3_EXCESSIVE_LOAD"),
+        "{status:?}"
+    );
     client.unary(Request::new(payload(1))).await.unwrap();
     assert_eq!(
         server.handle.stats().connections_accepted,
