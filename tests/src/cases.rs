@@ -146,6 +146,18 @@ impl Runner {
             .unwrap_or_else(|_| Err(format!("did not finish within {CASE_TIMEOUT:?}")))
     }
 
+    /// Runs `cases` one after another; returns `"case: reason"` for each
+    /// that failed (empty when all passed).
+    pub async fn failures(&self, cases: &[&str]) -> Vec<String> {
+        let mut failures = Vec::new();
+        for case in cases {
+            if let Err(reason) = self.run(case).await {
+                failures.push(format!("{case}: {reason}"));
+            }
+        }
+        failures
+    }
+
     async fn run_case(&self, case: &str) -> CaseResult {
         match case {
             "empty_unary" => self.empty_unary().await,

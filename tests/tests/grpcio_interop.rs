@@ -223,13 +223,7 @@ async fn grpc_h3_clients_pass_the_interop_cases_against_grpcio() {
         .build()
         .unwrap();
     for (what, channel) in [("HTTP/2 with TLS", tls), ("h2c", h2c)] {
-        let runner = Runner::new(channel);
-        let mut failures = Vec::new();
-        for case in FOREIGN_SERVER_CASES {
-            if let Err(reason) = runner.run(case).await {
-                failures.push(format!("{case}: {reason}"));
-            }
-        }
+        let failures = Runner::new(channel).failures(FOREIGN_SERVER_CASES).await;
         assert!(
             failures.is_empty(),
             "grpcio server over {what}:\n{}",

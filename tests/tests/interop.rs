@@ -56,12 +56,7 @@ async fn every_case_passes(lazy_headers: bool, transport: Transport) {
     .build()
     .unwrap();
     let runner = Runner::new(channel);
-    let mut failures = Vec::new();
-    for case in ALL {
-        if let Err(reason) = runner.run(case).await {
-            failures.push(format!("{case}: {reason}"));
-        }
-    }
+    let failures = runner.failures(ALL).await;
     assert!(
         failures.is_empty(),
         "failed cases over {transport} (lazy headers: {lazy_headers}):\n{}",

@@ -264,12 +264,7 @@ impl<B: http_body::Body + Unpin> http_body::Body for WithTrailer<B> {
 }
 
 async fn run_cases(runner: &Runner, cases: &[&str], what: &str) {
-    let mut failures = Vec::new();
-    for case in cases {
-        if let Err(reason) = runner.run(case).await {
-            failures.push(format!("{case}: {reason}"));
-        }
-    }
+    let failures = runner.failures(cases).await;
     assert!(
         failures.is_empty(),
         "{what}: failed cases:\n{}",

@@ -17,9 +17,9 @@
 //!   does). HTTP/2's ALTSVC frame is not seen: hyper's h2 does not expose
 //!   it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use grpc_h3_core::Status;
 
@@ -42,8 +42,15 @@ pub(crate) enum Picked {
     Http2(Arc<H2Connection>),
 }
 
-/// HTTP/3 connections to an Alt-Svc alternative, by its host and port.
-type AlternativePool = ((String, u16), Arc<Pool<H3Connector>>);
+/// Where HTTP/3 goes, as last looked up in the process's Alt-Svc memory.
+struct CurrentH3 {
+    /// The memory's Alt-Svc generation at the lookup (`u64::MAX`: never
+    /// looked up).
+    generation: u64,
+    /// An alternative's `host:port` and expiry; `None` for the origin.
+    alternative: Option<((String, u16), Instant)>,
+    pool: Arc<Pool<H3Connector>>,
+}
 
 /// Both transports to one origin, and the choice between them.
 pub(crate) struct Auto {
@@ -51,17 +58,29 @@ pub(crate) struct Auto {
     origin: String,
     /// HTTP/3 at the origin's own host and port.
     h3_origin: Arc<Pool<H3Connector>>,
-    /// HTTP/3 at an Alt-Svc alternative, once one is known.
-    h3_alternative: Mutex<Option<AlternativePool>>,
+    /// Where HTTP/3 goes now: the origin's pool or an alternative's.
+    h3_current: Mutex<CurrentH3>,
     h2: Arc<Pool<H2Connector>>,
     race_delay: Duration,
     broken_period: Duration,
     backoff: BackoffConfig,
     memory: &'static Memory,
-    /// A background QUIC attempt is running.
+    /// A background QUIC attempt started by this channel is running.
     probing: Arc<AtomicBool>,
-    /// The transport the last call went out on, to log changes.
-    last: Mutex<Option<Transport>>,
+    /// The transport the last call went out on (see [`transport_code`]),
+    /// to notice changes.
+    last: AtomicU8,
+    /// The last `alt-svc` value learnt, and when to learn it again.
+    last_alt_svc: Mutex<Option<(http::HeaderValue, Instant)>>,
+}
+
+/// A transport as a number for [`Auto::last`]; 0 is none.
+fn transport_code(transport: Transport) -> u8 {
+    match transport {
+        Transport::Http3 => 1,
+        Transport::Http2 => 2,
+        Transport::H2c => 3,
+    }
 }
 
 impl Auto {
@@ -72,17 +91,23 @@ impl Auto {
         race_delay: Duration,
         broken_period: Duration,
     ) -> Auto {
+        let h3_origin = Arc::new(Pool::new(h3, backoff));
         Auto {
             origin: format!("https://{}", h2.target.authority()),
-            h3_origin: Arc::new(Pool::new(h3, backoff)),
-            h3_alternative: Mutex::default(),
+            h3_current: Mutex::new(CurrentH3 {
+                generation: u64::MAX,
+                alternative: None,
+                pool: h3_origin.clone(),
+            }),
+            h3_origin,
             h2: Arc::new(Pool::new(h2, backoff)),
             race_delay,
             broken_period,
             backoff,
             memory: memory::shared(),
             probing: Arc::default(),
-            last: Mutex::default(),
+            last: AtomicU8::new(0),
+            last_alt_svc: Mutex::default(),
         }
     }
 
@@ -92,28 +117,47 @@ impl Auto {
     }
 
     /// Where HTTP/3 is tried now: an Alt-Svc alternative if one is known
-    /// and fresh, else the origin itself.
+    /// and fresh, else the origin itself. The process's memory is consulted
+    /// only when it has changed or the alternative expired.
     pub(crate) fn h3_pool(&self) -> Arc<Pool<H3Connector>> {
-        let Some(alternative) = self.memory.h3_alternative(&self.origin) else {
-            return self.h3_origin.clone();
-        };
-        let origin = &self.h3_origin.connector().target;
-        let host = alternative.host.unwrap_or_else(|| origin.host.clone());
-        let key = (host, alternative.port);
-        if key.0 == origin.host && key.1 == origin.port {
-            return self.h3_origin.clone();
+        let generation = self.memory.alt_svc_generation();
+        let mut current = self.h3_current.lock().expect("auto lock");
+        let expired = current
+            .alternative
+            .as_ref()
+            .is_some_and(|(_, expires)| Instant::now() >= *expires);
+        if current.generation == generation && !expired {
+            return current.pool.clone();
         }
-        let mut slot = self.h3_alternative.lock().expect("auto lock");
-        match &*slot {
-            Some((known, pool)) if *known == key => pool.clone(),
-            _ => {
-                tracing::debug!(origin = %self.origin, alternative = %format!("{}:{}", key.0, key.1), "HTTP/3 alternative from alt-svc");
-                let connector = self.h3_origin.connector().retarget(key.0.clone(), key.1);
-                let pool = Arc::new(Pool::new(connector, self.backoff));
-                *slot = Some((key, pool.clone()));
-                pool
+        current.generation = generation;
+        let origin = &self.h3_origin.connector().target;
+        let alternative = self.memory.h3_alternative(&self.origin).and_then(|a| {
+            let place = (a.host.unwrap_or_else(|| origin.host.clone()), a.port);
+            // An alternative naming the origin's own address is the origin.
+            (place.0 != origin.host || place.1 != origin.port).then_some((place, a.expires))
+        });
+        match alternative {
+            None => {
+                current.alternative = None;
+                current.pool = self.h3_origin.clone();
+            }
+            Some((place, expires)) => {
+                let same = current
+                    .alternative
+                    .as_ref()
+                    .is_some_and(|(p, _)| *p == place);
+                if !same {
+                    tracing::debug!(origin = %self.origin, alternative = %format!("{}:{}", place.0, place.1), "HTTP/3 alternative from alt-svc");
+                    let connector = self
+                        .h3_origin
+                        .connector()
+                        .retarget(place.0.clone(), place.1);
+                    current.pool = Arc::new(Pool::new(connector, self.backoff));
+                }
+                current.alternative = Some((place, expires));
             }
         }
+        current.pool.clone()
     }
 
     /// What new calls would go out on now, if a connection is up.
@@ -127,9 +171,29 @@ impl Auto {
         }
     }
 
-    /// Records an `alt-svc` header value from an HTTP/2 response.
-    pub(crate) fn learn_alt_svc(&self, value: &http::HeaderValue) {
-        learn_alt_svc(self.memory, &self.origin, value);
+    /// Records the `alt-svc` header of an HTTP/2 response. The usual case,
+    /// one value repeated on every response, is learnt again only when it
+    /// changes or half its `ma` has passed, not on every call.
+    pub(crate) fn learn_alt_svc(&self, headers: &http::HeaderMap) {
+        let mut values = headers.get_all(http::header::ALT_SVC).iter();
+        let Some(first) = values.next() else {
+            return;
+        };
+        if values.next().is_some() {
+            for value in headers.get_all(http::header::ALT_SVC) {
+                learn_alt_svc(self.memory, &self.origin, value);
+            }
+            return;
+        }
+        let mut last = self.last_alt_svc.lock().expect("auto lock");
+        let now = Instant::now();
+        if matches!(&*last, Some((value, again)) if value == first && now < *again) {
+            return;
+        }
+        // `clear`, or nothing usable: looked at again after a second.
+        let lifetime =
+            learn_alt_svc(self.memory, &self.origin, first).unwrap_or(Duration::from_secs(2));
+        *last = Some((first.clone(), now + lifetime / 2));
     }
 
     /// Says where both transports stand, for a call whose deadline passed.
@@ -141,28 +205,35 @@ impl Auto {
         )
     }
 
-    fn note(&self, transport: Transport) {
-        let mut last = self.last.lock().expect("auto lock");
-        if *last != Some(transport) {
+    /// Records the transport of a call; true when it differs from the
+    /// last call's.
+    fn note(&self, transport: Transport) -> bool {
+        let code = transport_code(transport);
+        let changed = self.last.swap(code, Ordering::AcqRel) != code;
+        if changed {
             tracing::debug!(origin = %self.origin, %transport, "calls now go out over {transport}");
-            *last = Some(transport);
         }
+        changed
     }
 
     /// The connection for the next call.
     pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
         let h3 = self.h3_pool();
         if let Some(conn) = h3.ready() {
-            if self.memory.quic_worked(&h3.authority()) {
+            // Moving to HTTP/3 (a connection that finished after HTTP/2
+            // won, or a background attempt's) clears a broken mark; calls
+            // that stay on HTTP/3 touch no shared state.
+            if self.note(Transport::Http3) && self.memory.quic_worked(&h3.authority()) {
                 tracing::debug!(origin = %self.origin, "HTTP/3 works again; no longer marked broken");
             }
-            self.note(Transport::Http3);
             return Ok(Picked::Http3(conn));
         }
         match self.memory.quic(&h3.authority()) {
             Quic::Broken => return self.over_http2(wait_for_ready).await,
             Quic::ProbeDue => {
-                self.probe(h3);
+                // The memory picked this call to probe: it must, and
+                // report, or the address would stay marked.
+                self.probe(h3, true);
                 return self.over_http2(wait_for_ready).await;
             }
             Quic::Unknown => {}
@@ -170,7 +241,7 @@ impl Auto {
         if let Some(conn) = self.h2.ready() {
             // HTTP/2 is up and HTTP/3 is not (lost, or an alternative just
             // learnt): calls stay on HTTP/2 while QUIC is tried aside.
-            self.probe(h3);
+            self.probe(h3, false);
             self.note(Transport::Http2);
             return Ok(Picked::Http2(conn));
         }
@@ -183,13 +254,15 @@ impl Auto {
         Ok(Picked::Http2(conn))
     }
 
-    /// One background QUIC attempt at a time; its outcome updates the
-    /// process's memory (a failure doubles the broken period).
-    fn probe(&self, h3: Arc<Pool<H3Connector>>) {
-        if self.probing.swap(true, Ordering::AcqRel) {
+    /// A background QUIC attempt; its outcome updates the process's
+    /// memory (a failure marks the address broken, or doubles the period).
+    /// Unless `due` (the memory chose this caller, and allows one prober
+    /// per address), at most one per channel at a time.
+    fn probe(&self, h3: Arc<Pool<H3Connector>>, due: bool) {
+        if !due && self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let probing = self.probing.clone();
+        let probing = (!due).then(|| self.probing.clone());
         let memory = self.memory;
         let origin = h3.authority();
         let initial = self.broken_period;
@@ -204,7 +277,9 @@ impl Auto {
                     tracing::debug!(%origin, error = %error.message(), ?period, "HTTP/3 still fails; marked broken");
                 }
             }
-            probing.store(false, Ordering::Release);
+            if let Some(probing) = probing {
+                probing.store(false, Ordering::Release);
+            }
         });
     }
 
@@ -273,14 +348,16 @@ impl Auto {
     }
 }
 
-/// Records every `alt-svc` value of a response from `origin` in `memory`;
-/// a value that does not parse is ignored (and logged).
-pub(crate) fn learn_alt_svc(memory: &Memory, origin: &str, value: &http::HeaderValue) {
-    let Ok(text) = value.to_str() else {
-        return;
-    };
+/// Records an `alt-svc` value of a response from `origin` in `memory`; a
+/// value that does not parse is ignored (and logged). Returns the `ma` of
+/// the HTTP/3 alternative recorded, if one was.
+fn learn_alt_svc(memory: &Memory, origin: &str, value: &http::HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?;
     match grpc_h3_core::alt_svc::parse(text) {
         Ok(alt_svc) => memory.learn_alt_svc(origin, &alt_svc),
-        Err(e) => tracing::debug!(%origin, error = %e, "alt-svc ignored"),
+        Err(e) => {
+            tracing::debug!(%origin, error = %e, "alt-svc ignored");
+            None
+        }
     }
 }

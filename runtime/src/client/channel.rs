@@ -360,9 +360,7 @@ impl Inner {
                     Picked::Http2(conn) => {
                         let sent = send_http2(conn, request).await;
                         if let (Ok(response), Pools::Auto(auto)) = (&sent, &self.pools) {
-                            for value in response.headers().get_all(http::header::ALT_SVC) {
-                                auto.learn_alt_svc(value);
-                            }
+                            auto.learn_alt_svc(response.headers());
                         }
                         sent
                     }

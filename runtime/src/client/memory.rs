@@ -4,6 +4,7 @@
 //! go first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ pub(crate) struct H3Alternative {
     /// The host to connect to, `None` for the origin's own.
     pub(crate) host: Option<String>,
     pub(crate) port: u16,
-    expires: Instant,
+    pub(crate) expires: Instant,
 }
 
 /// The process's memory of origins.
@@ -48,6 +49,9 @@ pub(crate) struct H3Alternative {
 pub(crate) struct Memory {
     broken: Mutex<HashMap<String, Broken>>,
     alt_svc: Mutex<HashMap<String, H3Alternative>>,
+    /// Bumped whenever the Alt-Svc table changes, so that channels look it
+    /// up only then, not on every call.
+    alt_svc_generation: AtomicU64,
 }
 
 /// The memory every channel of the process shares.
@@ -117,36 +121,45 @@ impl Memory {
             .is_some()
     }
 
+    /// Changes whenever the Alt-Svc table does.
+    pub(crate) fn alt_svc_generation(&self) -> u64 {
+        self.alt_svc_generation.load(Ordering::Acquire)
+    }
+
     /// Records an `alt-svc` header received from `origin`: its first
     /// `h3` alternative, until its `ma` passes; `clear` forgets it.
-    pub(crate) fn learn_alt_svc(&self, origin: &str, alt_svc: &AltSvc) {
+    /// Returns the `ma` of the alternative recorded, if one was.
+    pub(crate) fn learn_alt_svc(&self, origin: &str, alt_svc: &AltSvc) -> Option<Duration> {
         let mut table = self.alt_svc.lock().expect("memory lock");
         match alt_svc {
             AltSvc::Clear => {
-                table.remove(origin);
+                if table.remove(origin).is_some() {
+                    self.alt_svc_generation.fetch_add(1, Ordering::AcqRel);
+                }
+                None
             }
             AltSvc::Alternatives(alternatives) => {
-                let Some(Alternative {
+                let Alternative {
                     host,
                     port,
                     max_age,
                     ..
-                }) = alternatives.iter().find(|a| a.protocol == "h3")
-                else {
-                    return;
-                };
-                let Some(expires) = Instant::now().checked_add(*max_age) else {
-                    return;
-                };
+                } = alternatives.iter().find(|a| a.protocol == "h3")?;
+                let expires = Instant::now().checked_add(*max_age)?;
                 make_room(&mut table, origin, |a| a.expires);
-                table.insert(
-                    origin.to_owned(),
-                    H3Alternative {
-                        host: host.clone(),
-                        port: *port,
-                        expires,
-                    },
-                );
+                let learnt = H3Alternative {
+                    host: host.clone(),
+                    port: *port,
+                    expires,
+                };
+                let same_place = table
+                    .get(origin)
+                    .is_some_and(|known| known.host == learnt.host && known.port == learnt.port);
+                table.insert(origin.to_owned(), learnt);
+                if !same_place {
+                    self.alt_svc_generation.fetch_add(1, Ordering::AcqRel);
+                }
+                Some(*max_age)
             }
         }
     }
@@ -158,6 +171,7 @@ impl Memory {
             Some(alternative) if Instant::now() < alternative.expires => Some(alternative.clone()),
             Some(_) => {
                 table.remove(origin);
+                self.alt_svc_generation.fetch_add(1, Ordering::AcqRel);
                 None
             }
             None => None,
@@ -241,5 +255,22 @@ mod tests {
         assert_eq!(memory.h3_alternative("o"), None, "ma=0 is already stale");
         memory.learn_alt_svc("o", &parse(r#"h2=":9""#).unwrap());
         assert_eq!(memory.h3_alternative("o"), None, "only h3 is remembered");
+    }
+
+    #[test]
+    fn the_generation_changes_only_when_an_alternative_does() {
+        let memory = Memory::default();
+        let start = memory.alt_svc_generation();
+        memory.learn_alt_svc("o", &parse(r#"h3=":1""#).unwrap());
+        let learnt = memory.alt_svc_generation();
+        assert_ne!(learnt, start);
+        // The same alternative again (a refreshed `ma`): no change.
+        memory.learn_alt_svc("o", &parse(r#"h3=":1"; ma=99"#).unwrap());
+        assert_eq!(memory.alt_svc_generation(), learnt);
+        memory.learn_alt_svc("o", &parse(r#"h3=":2""#).unwrap());
+        assert_ne!(memory.alt_svc_generation(), learnt);
+        let moved = memory.alt_svc_generation();
+        memory.learn_alt_svc("o", &parse("clear").unwrap());
+        assert_ne!(memory.alt_svc_generation(), moved);
     }
 }

@@ -136,24 +136,7 @@ pub struct RawClient {
 }
 
 pub async fn raw_client(server: &Running) -> RawClient {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(server.cert.cert_pem().as_bytes()).unwrap())
-        .unwrap();
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let conn = endpoint
-        .connect(server.addr, "localhost")
-        .unwrap()
-        .await
-        .unwrap();
+    let (endpoint, conn) = raw_quic(server.addr, server.cert.cert_pem()).await;
     let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(conn.clone()))
         .await
         .unwrap();
