@@ -42,6 +42,14 @@ pub(crate) enum Picked {
     Http2(Arc<H2Connection>),
 }
 
+/// How to get a connection when none is up.
+enum Next {
+    /// Over HTTP/2 (HTTP/3 is marked broken, or probed aside).
+    Http2,
+    /// Race QUIC against TCP.
+    Race(Arc<Pool<H3Connector>>),
+}
+
 /// Where HTTP/3 goes, as last looked up in the process's Alt-Svc memory.
 struct CurrentH3 {
     /// The memory's Alt-Svc generation at the lookup (`u64::MAX`: never
@@ -93,7 +101,7 @@ impl Auto {
     ) -> Auto {
         let h3_origin = Arc::new(Pool::new(h3, backoff));
         Auto {
-            origin: format!("https://{}", h2.target.authority()),
+            origin: format!("https://{}", h2.target.memory_key()),
             h3_current: Mutex::new(CurrentH3 {
                 generation: u64::MAX,
                 alternative: None,
@@ -218,34 +226,59 @@ impl Auto {
 
     /// The connection for the next call.
     pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
+        match self.ready_or_next() {
+            Ok(picked) => Ok(picked),
+            Err(Next::Http2) => self.over_http2(wait_for_ready).await,
+            Err(Next::Race(h3)) => self.race(h3, wait_for_ready).await,
+        }
+    }
+
+    /// A connection that is up now, without waiting or connecting (QUIC
+    /// may start in the background), for a balancer choosing among
+    /// endpoints.
+    pub(crate) fn ready(&self) -> Option<Picked> {
+        self.ready_or_next().ok()
+    }
+
+    /// A connection that is up now, or what to do to get one.
+    fn ready_or_next(&self) -> Result<Picked, Next> {
         let h3 = self.h3_pool();
         if let Some(conn) = h3.ready() {
             // Moving to HTTP/3 (a connection that finished after HTTP/2
             // won, or a background attempt's) clears a broken mark; calls
             // that stay on HTTP/3 touch no shared state.
-            if self.note(Transport::Http3) && self.memory.quic_worked(&h3.authority()) {
+            if self.note(Transport::Http3) && self.memory.quic_worked(&quic_key(&h3)) {
                 tracing::debug!(origin = %self.origin, "HTTP/3 works again; no longer marked broken");
             }
             return Ok(Picked::Http3(conn));
         }
-        match self.memory.quic(&h3.authority()) {
-            Quic::Broken => return self.over_http2(wait_for_ready).await,
+        let next = match self.memory.quic(&quic_key(&h3)) {
+            Quic::Broken => Next::Http2,
             Quic::ProbeDue => {
                 // The memory picked this call to probe: it must, and
                 // report, or the address would stay marked.
                 self.probe(h3, true);
-                return self.over_http2(wait_for_ready).await;
+                Next::Http2
             }
-            Quic::Unknown => {}
+            Quic::Unknown => {
+                if self.h2.ready().is_some() {
+                    // HTTP/2 is up and HTTP/3 is not (lost, or an
+                    // alternative just learnt): calls stay on HTTP/2 while
+                    // QUIC is tried aside.
+                    self.probe(h3, false);
+                    Next::Http2
+                } else {
+                    Next::Race(h3)
+                }
+            }
+        };
+        if matches!(next, Next::Http2) {
+            if let Some(conn) = self.h2.ready() {
+                self.note(Transport::Http2);
+                return Ok(Picked::Http2(conn));
+            }
         }
-        if let Some(conn) = self.h2.ready() {
-            // HTTP/2 is up and HTTP/3 is not (lost, or an alternative just
-            // learnt): calls stay on HTTP/2 while QUIC is tried aside.
-            self.probe(h3, false);
-            self.note(Transport::Http2);
-            return Ok(Picked::Http2(conn));
-        }
-        self.race(h3, wait_for_ready).await
+        Err(next)
     }
 
     async fn over_http2(&self, wait_for_ready: bool) -> Result<Picked, Status> {
@@ -264,7 +297,7 @@ impl Auto {
         }
         let probing = (!due).then(|| self.probing.clone());
         let memory = self.memory;
-        let origin = h3.authority();
+        let origin = quic_key(&h3);
         let initial = self.broken_period;
         tokio::spawn(async move {
             match h3.get(false).await {
@@ -289,7 +322,7 @@ impl Auto {
         h3: Arc<Pool<H3Connector>>,
         wait_for_ready: bool,
     ) -> Result<Picked, Status> {
-        let key = h3.authority();
+        let key = quic_key(&h3);
         let quic = h3.get(false);
         tokio::pin!(quic);
         let quic_error = tokio::select! {
@@ -346,6 +379,11 @@ impl Auto {
             tcp.message()
         ))
     }
+}
+
+/// The key of HTTP/3 at `h3`'s place in the process's memory.
+fn quic_key(h3: &Pool<H3Connector>) -> String {
+    h3.connector().target.memory_key()
 }
 
 /// Records an `alt-svc` value of a response from `origin` in `memory`; a

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use super::auto::Auto;
 use super::backoff::BackoffConfig;
-use super::channel::{Channel, Inner, Pools};
+use super::balance::{LoadBalancing, RoundRobin};
+use super::channel::{Balance, Channel, Inner, Pools};
 use super::connect::Target;
 use super::h2::H2Connector;
 use super::h3::H3Connector;
 use super::pool::Pool;
+use super::resolve::SharedResolver;
 use crate::tls::ClientTlsConfig;
 use crate::transport::{self, Side, MAX_HEADER_LIST_SIZE_CEILING};
 use crate::{Error, Transport};
@@ -48,6 +50,10 @@ pub struct ChannelBuilder {
     broken_quic_period: Duration,
     credentials: Option<super::CallCredentialsExt>,
     credentials_over_plaintext: bool,
+    load_balancing: LoadBalancing,
+    endpoints: Vec<String>,
+    resolver: SharedResolver,
+    resolve_interval: Duration,
 }
 
 impl Channel {
@@ -74,11 +80,69 @@ impl Channel {
             broken_quic_period: super::auto::DEFAULT_BROKEN_PERIOD,
             credentials: None,
             credentials_over_plaintext: false,
+            load_balancing: LoadBalancing::PickFirst,
+            endpoints: Vec::new(),
+            resolver: SharedResolver::default(),
+            resolve_interval: DEFAULT_RESOLVE_INTERVAL,
         }
     }
 }
 
+/// How often a round-robin channel resolves its target again, by default.
+const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
 impl ChannelBuilder {
+    /// How calls spread over the target's addresses:
+    /// [`LoadBalancing::PickFirst`] (one connection, to the first address
+    /// that answers) or [`LoadBalancing::RoundRobin`] (a connection to
+    /// every address, calls in rotation over those that are up). Each
+    /// address gets the transport choice of
+    /// [`ChannelBuilder::transport`]. Default: pick first.
+    ///
+    /// ```
+    /// use grpc_h3::{client::LoadBalancing, Channel};
+    /// let channel = Channel::builder("https://api.internal:50051")
+    ///     .endpoints(["10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50051"])
+    ///     .load_balancing(LoadBalancing::RoundRobin)
+    ///     .build();
+    /// # let _ = channel;
+    /// ```
+    pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
+        self.load_balancing = policy;
+        self
+    }
+
+    /// Connects to these places (`host:port`, `host` with the URI's port,
+    /// or IP literals; each resolved) instead of resolving the URI's host.
+    /// The URI still names the server: its host is the TLS name every
+    /// endpoint must present a certificate for, and the `:authority` of
+    /// every call, as when one DNS name has several addresses. Default:
+    /// the URI's host and port.
+    pub fn endpoints<I>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.endpoints = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Resolves host names with `resolver` instead of the system's.
+    /// Default: [`SystemResolver`](super::SystemResolver).
+    pub fn resolver(mut self, resolver: impl super::Resolver) -> Self {
+        self.resolver = SharedResolver(Arc::new(resolver));
+        self
+    }
+
+    /// Round robin: how often the target is resolved again to follow
+    /// address changes (it is also resolved again, at most once a second,
+    /// whenever no endpoint is up). A pick-first channel resolves on every
+    /// connection attempt instead. Default: 30 s.
+    pub fn resolve_interval(mut self, interval: Duration) -> Self {
+        self.resolve_interval = interval;
+        self
+    }
+
     /// Uses only this transport: [`Transport::Http3`], [`Transport::Http2`]
     /// (TLS) or [`Transport::H2c`] (plaintext). Default for `https://`
     /// URIs: automatic, HTTP/3 where it works and HTTP/2 where it does not
@@ -254,9 +318,16 @@ impl ChannelBuilder {
         let port = authority
             .port_u16()
             .unwrap_or(if plaintext { 80 } else { 443 });
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|place| parse_place(place, port))
+            .collect::<Result<Vec<_>, Error>>()?;
         let target = Target {
             host: host.clone(),
             port,
+            endpoints: endpoints.into(),
+            resolver: self.resolver.clone(),
             connect_timeout: self.connect_timeout,
         };
         let keep_alive =
@@ -315,23 +386,52 @@ impl ChannelBuilder {
                 local_address: self.local_address,
             })
         };
-        let pools = match transport {
+        let make: Box<dyn Fn(&Target) -> Pools + Send + Sync> = match transport {
             Some(Transport::Http3) => {
-                Pools::Http3(Arc::new(Pool::new(h3_connector()?, self.backoff)))
+                let (h3, backoff) = (h3_connector()?, self.backoff);
+                Box::new(move |target| {
+                    Pools::Http3(Arc::new(Pool::new(h3.with_target(target.clone()), backoff)))
+                })
             }
-            Some(Transport::Http2) => {
-                Pools::Http2(Arc::new(Pool::new(h2_connector(true)?, self.backoff)))
+            Some(Transport::Http2 | Transport::H2c) => {
+                let h2 = h2_connector(transport == Some(Transport::Http2))?;
+                let backoff = self.backoff;
+                Box::new(move |target| {
+                    let mut h2 = h2.clone();
+                    h2.target = target.clone();
+                    Pools::Http2(Arc::new(Pool::new(h2, backoff)))
+                })
             }
-            Some(Transport::H2c) => {
-                Pools::Http2(Arc::new(Pool::new(h2_connector(false)?, self.backoff)))
+            None => {
+                let (h3, h2) = (h3_connector()?, h2_connector(true)?);
+                let (backoff, race_delay, broken) =
+                    (self.backoff, self.race_delay, self.broken_quic_period);
+                Box::new(move |target| {
+                    let mut h2 = h2.clone();
+                    h2.target = target.clone();
+                    Pools::Auto(Arc::new(Auto::new(
+                        h3.with_target(target.clone()),
+                        h2,
+                        backoff,
+                        race_delay,
+                        broken,
+                    )))
+                })
             }
-            None => Pools::Auto(Arc::new(Auto::new(
-                h3_connector()?,
-                h2_connector(true)?,
-                self.backoff,
-                self.race_delay,
-                self.broken_quic_period,
-            ))),
+        };
+        let pools = match self.load_balancing {
+            LoadBalancing::PickFirst => Balance::One(make(&target)),
+            LoadBalancing::RoundRobin => {
+                let template = target.clone();
+                Balance::RoundRobin(Arc::new(RoundRobin::new(
+                    target,
+                    self.resolve_interval,
+                    Box::new(move |address| {
+                        let place = (address.ip().to_string(), address.port());
+                        make(&template.with_endpoints(Arc::from(vec![place])))
+                    }),
+                )))
+            }
         };
         let scheme = if plaintext {
             http::uri::Scheme::HTTP
@@ -348,5 +448,57 @@ impl ChannelBuilder {
                 credentials_over_plaintext: self.credentials_over_plaintext,
             }),
         })
+    }
+}
+
+/// An endpoint as `(host, port)`: `host:port`, `[v6]:port`, or a bare
+/// host or IP literal (with `default_port`).
+fn parse_place(place: &str, default_port: u16) -> Result<(String, u16), Error> {
+    let invalid = |why: &str| {
+        Error::config(format!(
+            "endpoint {place:?}: {why}; expected host:port, [IPv6]:port or a host"
+        ))
+    };
+    if let Ok(ip) = place.parse::<std::net::IpAddr>() {
+        return Ok((ip.to_string(), default_port));
+    }
+    if let Ok(addr) = place.parse::<std::net::SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    match place.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            let port = port
+                .parse()
+                .map_err(|_| invalid("the port is not a number"))?;
+            if host.is_empty() {
+                return Err(invalid("no host"));
+            }
+            Ok((host.to_owned(), port))
+        }
+        Some(_) => Err(invalid("an IPv6 address needs brackets with a port")),
+        None if place.is_empty() => Err(invalid("empty")),
+        None => Ok((place.to_owned(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_place;
+
+    #[test]
+    fn endpoints_parse_as_host_and_port() {
+        let ok = |s: &str| parse_place(s, 443).unwrap();
+        assert_eq!(ok("10.0.0.1:50051"), ("10.0.0.1".into(), 50051));
+        assert_eq!(ok("10.0.0.1"), ("10.0.0.1".into(), 443));
+        assert_eq!(ok("[::1]:8443"), ("::1".into(), 8443));
+        assert_eq!(ok("::1"), ("::1".into(), 443));
+        assert_eq!(
+            ok("backend-2.internal:9000"),
+            ("backend-2.internal".into(), 9000)
+        );
+        assert_eq!(ok("backend-2.internal"), ("backend-2.internal".into(), 443));
+        for bad in ["", ":80", "host:port", "::1:80x"] {
+            assert!(parse_place(bad, 443).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::auto::{Auto, Picked};
+use super::balance::RoundRobin;
 use super::h2::{H2Connection, H2Connector};
 use super::h3::{H3Connection, H3Connector};
 use super::pool::Pool;
@@ -77,6 +78,7 @@ pub(crate) fn deadline_before_connection(timeout: std::time::Duration, where_: &
     ))
 }
 
+/// The transports of one endpoint.
 pub(crate) enum Pools {
     Http3(Arc<Pool<H3Connector>>),
     Http2(Arc<Pool<H2Connector>>),
@@ -85,7 +87,7 @@ pub(crate) enum Pools {
 }
 
 impl Pools {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Pools::Http3(pool) => pool.describe(),
             Pools::Http2(pool) => pool.describe(),
@@ -100,10 +102,88 @@ impl Pools {
             Pools::Auto(auto) => auto.authority(),
         }
     }
+
+    /// A connection that is up now, without waiting.
+    pub(crate) fn ready(&self) -> Option<Picked> {
+        match self {
+            Pools::Http3(pool) => pool.ready().map(Picked::Http3),
+            Pools::Http2(pool) => pool.ready().map(Picked::Http2),
+            Pools::Auto(auto) => auto.ready(),
+        }
+    }
+
+    /// A connection, waiting for (or starting) an attempt if need be.
+    pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
+        match self {
+            Pools::Http3(pool) => pool.get(wait_for_ready).await.map(Picked::Http3),
+            Pools::Http2(pool) => pool.get(wait_for_ready).await.map(Picked::Http2),
+            Pools::Auto(auto) => auto.pick(wait_for_ready).await,
+        }
+    }
+
+    /// The automatic transport choice, if this is one (it learns
+    /// `alt-svc` from HTTP/2 responses).
+    pub(crate) fn auto(&self) -> Option<Arc<Auto>> {
+        match self {
+            Pools::Auto(auto) => Some(auto.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn current_transport(&self) -> Option<crate::Transport> {
+        match self {
+            Pools::Http3(pool) => pool.ready().map(|_| crate::Transport::Http3),
+            Pools::Http2(pool) => pool.ready().map(|conn| conn.transport()),
+            Pools::Auto(auto) => auto.current(),
+        }
+    }
+}
+
+/// Where a channel's calls go: one endpoint (pick first), or several.
+pub(crate) enum Balance {
+    One(Pools),
+    RoundRobin(Arc<RoundRobin>),
+}
+
+impl Balance {
+    fn describe(&self) -> String {
+        match self {
+            Balance::One(pools) => pools.describe(),
+            Balance::RoundRobin(balancer) => balancer.describe(),
+        }
+    }
+
+    fn authority(&self) -> String {
+        match self {
+            Balance::One(pools) => pools.authority(),
+            Balance::RoundRobin(balancer) => balancer.authority(),
+        }
+    }
+
+    /// The connection for the next call and, for an HTTP/2 one chosen
+    /// automatically, the choice to tell about the response's `alt-svc`.
+    async fn pick(&self, wait_for_ready: bool) -> Result<(Picked, Option<Arc<Auto>>), Status> {
+        match self {
+            Balance::One(Pools::Auto(auto)) => {
+                let picked = auto.pick(wait_for_ready).await?;
+                let learn = matches!(picked, Picked::Http2(_)).then(|| auto.clone());
+                Ok((picked, learn))
+            }
+            Balance::One(pools) => Ok((pools.pick(wait_for_ready).await?, None)),
+            Balance::RoundRobin(balancer) => balancer.pick(wait_for_ready).await,
+        }
+    }
+
+    fn current_transport(&self) -> Option<crate::Transport> {
+        match self {
+            Balance::One(pools) => pools.current_transport(),
+            Balance::RoundRobin(balancer) => balancer.current_transport(),
+        }
+    }
 }
 
 pub(crate) struct Inner {
-    pub(crate) pools: Pools,
+    pub(crate) pools: Balance,
     pub(crate) scheme: http::uri::Scheme,
     pub(crate) authority: http::uri::Authority,
     pub(crate) wait_for_ready: bool,
@@ -163,10 +243,11 @@ impl std::fmt::Debug for Channel {
             .field("authority", &self.inner.pools.authority())
             .field(
                 "transport",
-                &match self.inner.pools {
-                    Pools::Http3(_) => "h3",
-                    Pools::Http2(_) => "h2",
-                    Pools::Auto(_) => "automatic",
+                &match &self.inner.pools {
+                    Balance::One(Pools::Http3(_)) => "h3",
+                    Balance::One(Pools::Http2(_)) => "h2",
+                    Balance::One(Pools::Auto(_)) => "automatic",
+                    Balance::RoundRobin(_) => "round robin",
                 },
             )
             .finish()
@@ -180,11 +261,7 @@ impl Channel {
     /// HTTP/3 and HTTP/2 as they work; each response also says which one
     /// carried it (a [`Transport`](crate::Transport) in its extensions).
     pub fn current_transport(&self) -> Option<crate::Transport> {
-        match &self.inner.pools {
-            Pools::Http3(pool) => pool.ready().map(|_| crate::Transport::Http3),
-            Pools::Http2(pool) => pool.ready().map(|conn| conn.transport()),
-            Pools::Auto(auto) => auto.current(),
-        }
+        self.inner.pools.current_transport()
     }
 
     /// Where HTTP/3 connections go (`host:port`): the server's own
@@ -192,9 +269,19 @@ impl Channel {
     /// diagnostics; `None` on a channel that never uses HTTP/3.
     pub fn http3_authority(&self) -> Option<String> {
         match &self.inner.pools {
-            Pools::Http3(pool) => Some(pool.authority()),
-            Pools::Http2(_) => None,
-            Pools::Auto(auto) => Some(auto.h3_pool().authority()),
+            Balance::One(Pools::Http3(pool)) => Some(pool.authority()),
+            Balance::One(Pools::Http2(_)) => None,
+            Balance::One(Pools::Auto(auto)) => Some(auto.h3_pool().authority()),
+            Balance::RoundRobin(balancer) => Some(balancer.authority()),
+        }
+    }
+
+    /// The addresses a round-robin channel balances over now (empty before
+    /// its first call resolves them, and for a pick-first channel).
+    pub fn balanced_addresses(&self) -> Vec<std::net::SocketAddr> {
+        match &self.inner.pools {
+            Balance::RoundRobin(balancer) => balancer.addresses(),
+            Balance::One(_) => Vec::new(),
         }
     }
 }
@@ -346,12 +433,11 @@ impl Inner {
                     let this = self.clone();
                     watch.waiting(Arc::new(move || this.pools.describe()));
                 }
-                let picked = match &self.pools {
-                    Pools::Http3(pool) => pool.get(wait_for_ready).await.map(Picked::Http3),
-                    Pools::Http2(pool) => pool.get(wait_for_ready).await.map(Picked::Http2),
-                    Pools::Auto(auto) => auto.pick(wait_for_ready).await,
-                }
-                .map_err(no_connection)?;
+                let (picked, learn_alt_svc) = self
+                    .pools
+                    .pick(wait_for_ready)
+                    .await
+                    .map_err(no_connection)?;
                 if let Some(watch) = &watch {
                     watch.connected();
                 }
@@ -359,7 +445,7 @@ impl Inner {
                     Picked::Http3(conn) => send_http3(conn, request).await,
                     Picked::Http2(conn) => {
                         let sent = send_http2(conn, request).await;
-                        if let (Ok(response), Pools::Auto(auto)) = (&sent, &self.pools) {
+                        if let (Ok(response), Some(auto)) = (&sent, learn_alt_svc) {
                             auto.learn_alt_svc(response.headers());
                         }
                         sent

@@ -12,6 +12,8 @@ use std::time::Duration;
 use grpc_h3_core::Status;
 use tokio::time::Instant;
 
+use super::resolve::SharedResolver;
+
 /// RFC 8305's Connection Attempt Delay: the next address is tried this long
 /// after the previous attempt started, if none has succeeded yet.
 pub(crate) const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -19,19 +21,83 @@ pub(crate) const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 /// Where a channel connects.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
+    /// The channel's host: named in messages, and resolved unless
+    /// `endpoints` says where to go.
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// Where to connect instead of `host:port` (names or IP literals,
+    /// resolved in this order); empty: `host:port` itself.
+    pub(crate) endpoints: Arc<[(String, u16)]>,
+    pub(crate) resolver: SharedResolver,
     pub(crate) connect_timeout: Duration,
 }
 
 impl Target {
+    /// The key of this target in the process's memory of transports and
+    /// alternatives: its authority, and the endpoints if it has its own
+    /// (each endpoint of a balanced channel is remembered on its own, since
+    /// each server advertises and breaks on its own).
+    pub(crate) fn memory_key(&self) -> String {
+        if self.endpoints.is_empty() {
+            return self.authority();
+        }
+        let places: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|(host, port)| host_port(host, *port))
+            .collect();
+        format!("{} via {}", self.authority(), places.join(","))
+    }
+
+    /// The places to resolve: the endpoints, or the target itself.
+    pub(crate) fn places(&self) -> Vec<(String, u16)> {
+        if self.endpoints.is_empty() {
+            vec![(self.host.clone(), self.port)]
+        } else {
+            self.endpoints.to_vec()
+        }
+    }
+
+    /// The same target, connecting only to `endpoints`.
+    pub(crate) fn with_endpoints(&self, endpoints: Arc<[(String, u16)]>) -> Target {
+        Target {
+            endpoints,
+            ..self.clone()
+        }
+    }
+
+    /// The target moved to `host:port` (an Alt-Svc alternative): on the
+    /// same host, its endpoints keep their addresses at the new port;
+    /// another host is resolved afresh.
+    pub(crate) fn moved_to(&self, host: String, port: u16) -> Target {
+        let endpoints = if host == self.host {
+            self.endpoints
+                .iter()
+                .map(|(h, _)| (h.clone(), port))
+                .collect()
+        } else {
+            Arc::from(Vec::new())
+        };
+        Target {
+            host,
+            port,
+            endpoints,
+            ..self.clone()
+        }
+    }
+
     /// `host:port`, bracketing IPv6 literals.
     pub(crate) fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, bracketing IPv6 literals.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -113,28 +179,45 @@ fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 
 /// Every address `target` resolves to, in the order to try them.
 pub(crate) async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, Status> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| {
-            Status::unavailable(format!(
-                "cannot resolve {}: {e}; check the host name in the channel URI",
-                target.authority()
-            ))
-        })?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Status::unavailable(format!(
-            "{} resolved to no address",
-            target.authority()
-        )));
-    }
-    let mut unique = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        if !unique.contains(&addr) {
-            unique.push(addr);
+    Ok(interleave(resolve_all(target).await?))
+}
+
+/// Every address of every place of `target`, in the resolver's order,
+/// without repeats. Places that fail to resolve are skipped while one
+/// resolves; if none does, the error names each.
+pub(crate) async fn resolve_all(target: &Target) -> Result<Vec<SocketAddr>, Status> {
+    let mut unique = Vec::new();
+    let mut failures = Vec::new();
+    for (host, port) in target.places() {
+        let place = host_port(&host, port);
+        let resolved = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+            Err(_) => target.resolver.0.resolve(&host, port).await,
+        };
+        match resolved {
+            Ok(addrs) if addrs.is_empty() => {
+                failures.push(format!("{place} resolved to no address"))
+            }
+            Ok(addrs) => {
+                for addr in addrs {
+                    if !unique.contains(&addr) {
+                        unique.push(addr);
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("cannot resolve {place}: {e}")),
         }
     }
-    Ok(interleave(unique))
+    if unique.is_empty() {
+        return Err(Status::unavailable(format!(
+            "{}; check the host name in the channel URI",
+            failures.join("; ")
+        )));
+    }
+    if !failures.is_empty() {
+        tracing::debug!(failures = %failures.join("; "), "some endpoints did not resolve");
+    }
+    Ok(unique)
 }
 
 /// One attempt to connect to one address.
@@ -318,6 +401,8 @@ mod tests {
         let target = Target {
             host: "localhost".into(),
             port: 1,
+            endpoints: Arc::from(Vec::new()),
+            resolver: SharedResolver::default(),
             connect_timeout: Duration::from_secs(10),
         };
         let progress = Progress::new("no answer");

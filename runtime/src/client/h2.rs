@@ -22,6 +22,7 @@ use crate::errors::{CancelStream, TransportError};
 use crate::{Body, Transport};
 
 /// Opens HTTP/2 connections to one target.
+#[derive(Clone)]
 pub(crate) struct H2Connector {
     pub(crate) target: Target,
     pub(crate) server_name: String,

@@ -125,12 +125,13 @@ impl H3Connector {
     /// The same connector aimed at another host and port (an Alt-Svc
     /// alternative); the server name it verifies stays the origin's.
     pub(crate) fn retarget(&self, host: String, port: u16) -> H3Connector {
+        self.with_target(self.target.moved_to(host, port))
+    }
+
+    /// A connector like this one, to `target`.
+    pub(crate) fn with_target(&self, target: Target) -> H3Connector {
         H3Connector {
-            target: Target {
-                host,
-                port,
-                connect_timeout: self.target.connect_timeout,
-            },
+            target,
             server_name: self.server_name.clone(),
             quic_config: self.quic_config.clone(),
             max_header_list_size: self.max_header_list_size,

@@ -9,6 +9,7 @@
 
 mod auto;
 mod backoff;
+mod balance;
 mod builder;
 mod channel;
 mod connect;
@@ -19,6 +20,7 @@ mod h3;
 mod memory;
 mod outbox;
 mod pool;
+mod resolve;
 mod service;
 
 use std::time::Duration;
@@ -27,10 +29,12 @@ use grpc_h3_core::frame::{DEFAULT_MAX_DECODING_MESSAGE_SIZE, DEFAULT_MAX_ENCODIN
 use grpc_h3_core::{CompressionEncoding, EnabledEncodings};
 
 pub use backoff::BackoffConfig;
+pub use balance::LoadBalancing;
 pub use builder::ChannelBuilder;
 pub use channel::{Channel, ResponseBody, ResponseFuture, WaitForReady};
 pub use credentials::{BearerToken, CallCredentials, CallCredentialsExt, CredentialsFuture};
 pub use grpc::Grpc;
+pub use resolve::{ResolveFuture, Resolver, SystemResolver};
 pub use service::GrpcService;
 
 /// Per-client defaults for calls; generated clients hold one and expose
