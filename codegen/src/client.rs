@@ -107,6 +107,22 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
     let codec = quote!(#rt::codegen::ProstCodec::default());
     let path_value = quote!(#rt::codegen::http::uri::PathAndQuery::from_static(#path));
     let status = quote!(#rt::codegen::Status);
+    // The proto's idempotency_level, for the channel's retry policies.
+    let idempotency = match method.options.idempotency_level.unwrap_or(0) {
+        1 => Some(quote!(#rt::codegen::Idempotency::NoSideEffects)),
+        2 => Some(quote!(#rt::codegen::Idempotency::Idempotent)),
+        _ => None,
+    };
+    let bind = |into: TokenStream| match &idempotency {
+        Some(level) => quote! {
+            let mut request = #into;
+            request.extensions_mut().insert(#level);
+        },
+        None => quote!(let request = #into;),
+    };
+    let single = bind(quote!(#rt::codegen::IntoRequest::into_request(request)));
+    let streaming =
+        bind(quote!(#rt::codegen::IntoStreamingRequest::into_streaming_request(request)));
     match (method.client_streaming, method.server_streaming) {
         (false, false) => quote! {
             #docs
@@ -115,7 +131,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 &self,
                 request: impl #rt::codegen::IntoRequest<#input>,
             ) -> Result<#rt::codegen::Response<#output>, #status> {
-                let request = #rt::codegen::IntoRequest::into_request(request);
+                #single
                 self.inner.unary(request, #path_value, #codec).await
             }
         },
@@ -126,7 +142,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 &self,
                 request: impl #rt::codegen::IntoRequest<#input>,
             ) -> Result<#rt::codegen::Response<#rt::codegen::Streaming<#output>>, #status> {
-                let request = #rt::codegen::IntoRequest::into_request(request);
+                #single
                 self.inner.server_streaming(request, #path_value, #codec).await
             }
         },
@@ -137,7 +153,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 &self,
                 request: impl #rt::codegen::IntoStreamingRequest<Message = #input>,
             ) -> Result<#rt::codegen::Response<#output>, #status> {
-                let request = #rt::codegen::IntoStreamingRequest::into_streaming_request(request);
+                #streaming
                 self.inner.client_streaming(request, #path_value, #codec).await
             }
         },
@@ -148,7 +164,7 @@ fn method(service: &str, method: &Method, types: &MethodTypes, rt: &TokenStream)
                 &self,
                 request: impl #rt::codegen::IntoStreamingRequest<Message = #input>,
             ) -> Result<#rt::codegen::Response<#rt::codegen::Streaming<#output>>, #status> {
-                let request = #rt::codegen::IntoStreamingRequest::into_streaming_request(request);
+                #streaming
                 self.inner.streaming(request, #path_value, #codec).await
             }
         },

@@ -92,3 +92,31 @@ fn an_unusable_runtime_path_is_an_error() {
     let err = generate(&descriptor_set(), &["kw/inner/kw.proto".into()], &options).unwrap_err();
     assert!(err.to_string().contains("runtime_path"), "{err}");
 }
+
+#[test]
+fn each_method_carries_its_idempotency_level_into_the_call() {
+    use prost_types::method_options::IdempotencyLevel;
+    let mut fds = descriptor_set();
+    let methods = &mut fds.file[0].service[0].method;
+    let level = |level: IdempotencyLevel| {
+        Some(prost_types::MethodOptions {
+            idempotency_level: Some(level as i32),
+            ..Default::default()
+        })
+    };
+    methods[0].options = level(IdempotencyLevel::Idempotent);
+    methods[1].options = level(IdempotencyLevel::NoSideEffects);
+    let files = generate(&fds, &["kw/inner/kw.proto".into()], &Options::default()).unwrap();
+    let code = &files[0].content;
+    let body_of = |name: &str| {
+        let start = code
+            .find(name)
+            .unwrap_or_else(|| panic!("no {name} in:\n{code}"));
+        let end = code[start..].find("\n        }").unwrap() + start;
+        &code[start..end]
+    };
+    assert!(body_of("pub async fn r#type(").contains("Idempotency::Idempotent"));
+    assert!(body_of("pub async fn self_(").contains("Idempotency::NoSideEffects"));
+    assert!(!body_of("pub async fn r#match(").contains("Idempotency"));
+    syn::parse_file(code).unwrap();
+}

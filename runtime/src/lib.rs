@@ -114,7 +114,7 @@ pub mod fuzzing {
 /// Not a stable API for hand-written code.
 #[doc(hidden)]
 pub mod codegen {
-    pub use crate::client::{CallOptions, Channel, Grpc, GrpcService};
+    pub use crate::client::{CallOptions, Channel, Grpc, GrpcService, Idempotency};
     pub use crate::server::{
         client_streaming, server_streaming, streaming, unary, unimplemented, NamedService,
         ServiceSettings,

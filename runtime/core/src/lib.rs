@@ -44,6 +44,8 @@ pub mod compression;
 pub mod frame;
 pub mod metadata;
 pub mod protocol;
+pub mod retry;
+pub mod service_config;
 mod status;
 pub mod timeout;
 

@@ -118,8 +118,15 @@ pub struct Metadata {
 }
 
 /// `grpc-` headers that carry application data and travel as metadata:
-/// trace context and census tags, which tracing systems propagate.
-const GRPC_METADATA: &[&str] = &["grpc-trace-bin", "grpc-tags-bin"];
+/// trace context and census tags, which tracing systems propagate; a
+/// server's retry pushback (set in a failing status's metadata) and the
+/// count of earlier attempts (read by handlers), as gRFC A6 has them.
+const GRPC_METADATA: &[&str] = &[
+    "grpc-trace-bin",
+    "grpc-tags-bin",
+    "grpc-retry-pushback-ms",
+    "grpc-previous-rpc-attempts",
+];
 
 /// Whether a header belongs to the protocol rather than to the
 /// application's metadata.

@@ -40,7 +40,7 @@ pub(crate) struct Backoff {
 
 /// A number in `[0, 1)`, different on every call (jitter needs no more
 /// than this, and no dependency).
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(
         std::time::SystemTime::now()

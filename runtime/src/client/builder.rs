@@ -13,6 +13,7 @@ use super::h2::H2Connector;
 use super::h3::H3Connector;
 use super::pool::Pool;
 use super::resolve::SharedResolver;
+use super::ServiceConfig;
 use crate::tls::ClientTlsConfig;
 use crate::transport::{self, Side, MAX_HEADER_LIST_SIZE_CEILING};
 use crate::{Error, Transport};
@@ -54,6 +55,7 @@ pub struct ChannelBuilder {
     endpoints: Vec<String>,
     resolver: SharedResolver,
     resolve_interval: Duration,
+    service_config: Option<ServiceConfig>,
 }
 
 impl Channel {
@@ -84,6 +86,7 @@ impl Channel {
             endpoints: Vec::new(),
             resolver: SharedResolver::default(),
             resolve_interval: DEFAULT_RESOLVE_INTERVAL,
+            service_config: None,
         }
     }
 }
@@ -92,6 +95,38 @@ impl Channel {
 const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
 impl ChannelBuilder {
+    /// Retry policies per method or service, and retry throttling
+    /// (gRFC A6), built in code or read with [`ServiceConfig::from_json`].
+    /// A policy retries only methods whose proto marks them idempotent
+    /// (`option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`)
+    /// unless it says [`RetryPolicy::retry_non_idempotent`](super::RetryPolicy::retry_non_idempotent).
+    /// A call stops being retryable once response headers arrive, or once
+    /// a streaming call has sent more than 64 KiB. Default: none (only
+    /// calls the server never processed are sent again, once, for every
+    /// method).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use grpc_h3::client::{MethodSelector, RetryPolicy, ServiceConfig};
+    /// use grpc_h3::{Channel, Code};
+    /// let config = ServiceConfig::new()
+    ///     .retry_policy(
+    ///         MethodSelector::Service("routeguide.RouteGuide".into()),
+    ///         RetryPolicy::new(3)
+    ///             .initial_backoff(Duration::from_millis(50))
+    ///             .retryable_codes([Code::Unavailable]),
+    ///     )
+    ///     .retry_throttling(10, 0.1);
+    /// let channel = Channel::builder("https://api.example.com")
+    ///     .service_config(config)
+    ///     .build();
+    /// # let _ = channel;
+    /// ```
+    pub fn service_config(mut self, config: ServiceConfig) -> Self {
+        self.service_config = Some(config);
+        self
+    }
+
     /// How calls spread over the target's addresses:
     /// [`LoadBalancing::PickFirst`] (one connection, to the first address
     /// that answers) or [`LoadBalancing::RoundRobin`] (a connection to
@@ -446,6 +481,7 @@ impl ChannelBuilder {
                 wait_for_ready: self.wait_for_ready,
                 credentials: self.credentials.map(|c| c.0),
                 credentials_over_plaintext: self.credentials_over_plaintext,
+                retries: self.service_config.map(super::retry::Retries::new),
             }),
         })
     }

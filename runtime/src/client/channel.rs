@@ -19,6 +19,7 @@ use super::balance::RoundRobin;
 use super::h2::{H2Connection, H2Connector};
 use super::h3::{H3Connection, H3Connector};
 use super::pool::Pool;
+use super::retry::{Attempts, Replay};
 use crate::body::BoxError;
 use crate::errors::TransportError;
 use crate::transport::h3_body::H3ResponseBody;
@@ -189,6 +190,7 @@ pub(crate) struct Inner {
     pub(crate) wait_for_ready: bool,
     pub(crate) credentials: Option<Arc<dyn super::CallCredentials>>,
     pub(crate) credentials_over_plaintext: bool,
+    pub(crate) retries: Option<super::retry::Retries>,
 }
 
 /// A channel to one server: cheap to clone, all clones share one
@@ -392,11 +394,13 @@ impl Inner {
         Ok(())
     }
 
-    async fn send(
-        self: Arc<Self>,
-        mut request: http::Request<Body>,
-    ) -> Result<http::Response<ResponseBody>, TransportError> {
-        self.absolute(&mut request)?;
+    /// Makes the request ready to go: an absolute URI, and the call
+    /// credentials' metadata.
+    pub(crate) async fn prepare(
+        &self,
+        request: &mut http::Request<Body>,
+    ) -> Result<(), TransportError> {
+        self.absolute(request)?;
         if self.credentials.is_some()
             || request
                 .extensions()
@@ -406,11 +410,20 @@ impl Inner {
             super::credentials::apply(
                 self.credentials.as_ref(),
                 self.credentials_over_plaintext,
-                &mut request,
+                request,
             )
             .await
             .map_err(|status| TransportError::new(status, false))?;
         }
+        Ok(())
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<ResponseBody>, TransportError> {
+        let replay = request.extensions_mut().remove::<Replay>();
+        self.prepare(&mut request).await?;
         let timeout = request
             .headers()
             .get(GRPC_TIMEOUT)
@@ -428,43 +441,22 @@ impl Inner {
             None => deadline.map(|_| ConnectWatch::default()),
         };
         let call = async {
-            for _ in 0..SEND_ATTEMPTS {
-                if let Some(watch) = &watch {
-                    let this = self.clone();
-                    watch.waiting(Arc::new(move || this.pools.describe()));
+            match replay {
+                None => {
+                    self.send_once(request, wait_for_ready, watch.as_ref())
+                        .await
                 }
-                let (picked, learn_alt_svc) = self
-                    .pools
-                    .pick(wait_for_ready)
-                    .await
-                    .map_err(no_connection)?;
-                if let Some(watch) = &watch {
-                    watch.connected();
-                }
-                let sent = match picked {
-                    Picked::Http3(conn) => send_http3(conn, request).await,
-                    Picked::Http2(conn) => {
-                        let sent = send_http2(conn, request).await;
-                        if let (Ok(response), Some(auto)) = (&sent, learn_alt_svc) {
-                            auto.learn_alt_svc(response.headers());
-                        }
-                        sent
-                    }
-                };
-                match sent {
-                    Ok(response) => return Ok(response),
-                    Err(SendFailure::Failed(error)) => return Err(error),
-                    Err(SendFailure::Unsent(unsent)) => request = *unsent,
+                Some(replay) => {
+                    let attempts = Attempts {
+                        inner: &self,
+                        replay,
+                        deadline,
+                        wait_for_ready,
+                        watch: watch.as_ref(),
+                    };
+                    attempts.run(request).await
                 }
             }
-            Err(TransportError::new(
-                Status::unavailable(format!(
-                    "{} connections to {} closed before the request could be sent",
-                    SEND_ATTEMPTS,
-                    self.pools.authority()
-                )),
-                true,
-            ))
         };
         // Pinned here: wrapping the (large) future by value would copy it.
         let call = std::pin::pin!(call);
@@ -485,6 +477,54 @@ impl Inner {
                 Err(TransportError::new(status, false))
             }
         }
+    }
+
+    /// One attempt: a connection (waiting for one if need be), and the
+    /// request sent on it; offered to another connection when the first
+    /// turns out to be closing before the request left.
+    pub(crate) async fn send_once(
+        self: &Arc<Self>,
+        mut request: http::Request<Body>,
+        wait_for_ready: bool,
+        watch: Option<&ConnectWatch>,
+    ) -> Result<http::Response<ResponseBody>, TransportError> {
+        for _ in 0..SEND_ATTEMPTS {
+            if let Some(watch) = watch {
+                let this = self.clone();
+                watch.waiting(Arc::new(move || this.pools.describe()));
+            }
+            let (picked, learn_alt_svc) = self
+                .pools
+                .pick(wait_for_ready)
+                .await
+                .map_err(no_connection)?;
+            if let Some(watch) = watch {
+                watch.connected();
+            }
+            let sent = match picked {
+                Picked::Http3(conn) => send_http3(conn, request).await,
+                Picked::Http2(conn) => {
+                    let sent = send_http2(conn, request).await;
+                    if let (Ok(response), Some(auto)) = (&sent, learn_alt_svc) {
+                        auto.learn_alt_svc(response.headers());
+                    }
+                    sent
+                }
+            };
+            match sent {
+                Ok(response) => return Ok(response),
+                Err(SendFailure::Failed(error)) => return Err(error),
+                Err(SendFailure::Unsent(unsent)) => request = *unsent,
+            }
+        }
+        Err(TransportError::new(
+            Status::unavailable(format!(
+                "{} connections to {} closed before the request could be sent",
+                SEND_ATTEMPTS,
+                self.pools.authority()
+            )),
+            true,
+        ))
     }
 }
 

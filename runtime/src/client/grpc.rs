@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::channel::{deadline_before_connection, ConnectWatch, WaitForReady};
 use super::outbox::{local_failure_or, Outbox};
+use super::retry::{MakeRequest, Replay};
 use super::{CallOptions, GrpcService};
 use crate::body::BoxError;
 use crate::errors::{is_unprocessed, status_from_error};
@@ -121,7 +122,7 @@ impl<T> Grpc<T> {
         mut extensions: Extensions,
         wait_for_ready: Option<bool>,
         setup: &Setup,
-    ) -> impl FnMut(Body) -> http::Request<Body> + Send + Sync {
+    ) -> impl Fn(Body) -> http::Request<Body> + Send + Sync + 'static {
         if let Some(wait) = wait_for_ready {
             extensions.insert(WaitForReady(wait));
         }
@@ -237,21 +238,33 @@ where
     /// stream of messages.
     async fn open<C>(
         &self,
-        mut head: impl FnMut(Body) -> http::Request<Body>,
-        body: impl Fn() -> Body,
-        replayable: impl Fn() -> bool,
+        head: impl Fn(Body) -> http::Request<Body> + Send + Sync + 'static,
+        body: impl Fn() -> Body + Send + Sync + 'static,
+        replayable: impl Fn() -> bool + Send + Sync + 'static,
         codec: C,
     ) -> Result<(Metadata, Extensions, Streaming<C::Decode>), Status>
     where
         C: Codec + Send + 'static,
     {
-        let mut retried = false;
+        // How to send the request again, for the channel's retries (a
+        // grpc-h3 `Channel` retries by itself and clears `unprocessed` on
+        // what it returns) or, once, here.
+        let make: Arc<MakeRequest> = Arc::new(move || replayable().then(|| head(body())));
+        let mut unprocessed: Option<BoxError> = None;
         let response = loop {
+            let Some(mut request) = make() else {
+                // Only after a failure: the first attempt is always made.
+                return Err(unprocessed.map_or_else(
+                    || Status::internal("the call's request could not be built"),
+                    status_from_error,
+                ));
+            };
+            request.extensions_mut().insert(Replay(make.clone()));
             let mut inner = self.inner.clone();
             poll_fn(|cx| inner.poll_ready(cx))
                 .await
                 .map_err(|e| status_from_error(e.into()))?;
-            match inner.call(head(body())).await {
+            match inner.call(request).await {
                 Ok(response) => {
                     if let Some(transport) = response.extensions().get::<crate::Transport>() {
                         tracing::Span::current().record("transport", transport.as_str());
@@ -260,9 +273,9 @@ where
                 }
                 Err(error) => {
                     let error: BoxError = error.into();
-                    if !retried && is_unprocessed(&*error) && replayable() {
+                    if unprocessed.is_none() && is_unprocessed(&*error) {
                         tracing::debug!(%error, "the server did not process the request; retrying once");
-                        retried = true;
+                        unprocessed = Some(error);
                         continue;
                     }
                     return Err(status_from_error(error));
@@ -318,8 +331,11 @@ where
         let wait_for_ready = request.wait_for_ready();
         let (metadata, extensions, ()) = request.into_parts_with_extensions();
         let head = self.head(path, metadata, extensions, wait_for_ready, setup);
-        let body = || Body::from_status_body(outbox.body());
-        let opened = self.open(head, body, || outbox.replayable(), codec).await;
+        let (source, replay) = (outbox.clone(), outbox.clone());
+        let body = move || Body::from_status_body(source.body());
+        let opened = self
+            .open(head, body, move || replay.replayable(), codec)
+            .await;
         if opened.is_ok() {
             outbox.commit();
         }

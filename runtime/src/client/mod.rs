@@ -21,6 +21,7 @@ mod memory;
 mod outbox;
 mod pool;
 mod resolve;
+mod retry;
 mod service;
 
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub use builder::ChannelBuilder;
 pub use channel::{Channel, ResponseBody, ResponseFuture, WaitForReady};
 pub use credentials::{BearerToken, CallCredentials, CallCredentialsExt, CredentialsFuture};
 pub use grpc::Grpc;
+pub use grpc_h3_core::retry::{Idempotency, RetryPolicy};
+pub use grpc_h3_core::service_config::{MethodSelector, ServiceConfig, ServiceConfigError};
 pub use resolve::{ResolveFuture, Resolver, SystemResolver};
 pub use service::GrpcService;
 
