@@ -7,6 +7,7 @@
 //! print a markdown table and write `target/bench/latest.json`.
 
 mod client;
+mod failover;
 mod fallback;
 mod harness;
 mod load;
@@ -92,6 +93,22 @@ enum Command {
         /// Connections measured per client kind.
         #[arg(long, default_value_t = 20)]
         samples: usize,
+    },
+    /// Failover: calls round-robined over three servers, one killed
+    /// mid-run; per transport, failures and latency after the kill.
+    Failover {
+        /// Callers running at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Seconds before the kill.
+        #[arg(long, default_value_t = 3)]
+        before: u64,
+        /// Seconds after the kill.
+        #[arg(long, default_value_t = 15)]
+        after: u64,
+        /// Each call's deadline, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        deadline_ms: u64,
     },
     /// Internal: serve one stack (the harness runs servers as processes).
     Serve {
@@ -355,6 +372,20 @@ fn main() -> std::process::ExitCode {
                     .map_err(|e| e.to_string())
             }
             Command::Fallback { samples } => fallback::run(samples).await,
+            Command::Failover {
+                concurrency,
+                before,
+                after,
+                deadline_ms,
+            } => {
+                failover::run(
+                    concurrency,
+                    Duration::from_secs(before),
+                    Duration::from_secs(after),
+                    Duration::from_millis(deadline_ms),
+                )
+                .await
+            }
             Command::OpenLoop {
                 stack,
                 rate,
