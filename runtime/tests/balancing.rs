@@ -197,3 +197,79 @@ async fn a_silent_ipv6_address_does_not_hold_up_a_live_ipv4_one() {
     );
     assert_eq!(channel.current_transport(), Some(Transport::Http3));
 }
+
+/// A UDP relay in front of a server that can be cut: from then on it
+/// drops every datagram both ways, as a crashed host or a path that
+/// stopped carrying UDP does (no ICMP, no CONNECTION_CLOSE).
+struct Relay {
+    addr: SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn start(server: SocketAddr) -> Relay {
+        let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        back.connect(server).await.unwrap();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = Arc::new(Mutex::new(None::<SocketAddr>));
+        let (f, b, c, k) = (front.clone(), back.clone(), client.clone(), cut.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0; 65536];
+            while let Ok((n, from)) = f.recv_from(&mut buf).await {
+                *c.lock().unwrap() = Some(from);
+                if !k.load(Ordering::SeqCst) {
+                    let _ = b.send(&buf[..n]).await;
+                }
+            }
+        });
+        let (f, k) = (front.clone(), cut.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                let to = *client.lock().unwrap();
+                if let (Some(to), false) = (to, k.load(Ordering::SeqCst)) {
+                    let _ = f.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+        Relay {
+            addr: front.local_addr().unwrap(),
+            cut,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_http3_endpoint_is_dropped_after_two_unanswered_calls_not_the_idle_timeout() {
+    let cert = DevCertificate::localhost().unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = start_at_on(Transport::Http3, any, cert.clone(), |b| b).await;
+    let b = start_at_on(Transport::Http3, any, cert, |b| b).await;
+    let relay = Relay::start(a.addr).await;
+    let channel = Channel::builder(format!("https://localhost:{}", a.addr.port()))
+        .tls_config(a.tls())
+        .transport(Transport::Http3)
+        .endpoints([relay.addr, b.addr].map(|addr| addr.to_string()))
+        .load_balancing(LoadBalancing::RoundRobin)
+        .idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let client = EchoClient::new(channel.clone());
+    until_all_serve(&client, &[&a, &b]).await;
+
+    relay.cut.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for _ in 0..30 {
+        let mut request = Request::new(payload(10));
+        request.set_timeout(Duration::from_millis(500));
+        outcomes.push(client.unary(request).await.map(drop).map_err(|s| s.code()));
+    }
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    // The first call to the silent endpoint sets the baseline, the second
+    // proves the silence; every later call goes to B. Without the
+    // evidence, every other call would fail until the 60 s idle timeout.
+    assert_eq!(failed, 2, "{outcomes:?}");
+    assert!(outcomes[10..].iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(channel.balanced_addresses().len(), 2);
+}

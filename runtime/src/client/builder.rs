@@ -274,7 +274,11 @@ impl ChannelBuilder {
     /// that was killed or unplugged without closing is detected after this
     /// long (plus at most one keep-alive interval). HTTP/2: how long a
     /// keep-alive PING may go unanswered. Either way its calls then fail
-    /// with UNAVAILABLE. Default: 10 s.
+    /// with UNAVAILABLE. Sooner on HTTP/3 when calls give up waiting for
+    /// their response headers: two in a row (the second sent after the
+    /// first gave up) that waited three round trips and 100 ms without the
+    /// peer sending a single packet, not even an acknowledgement, close
+    /// the connection at once. Default: 10 s.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self

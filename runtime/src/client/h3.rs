@@ -16,6 +16,7 @@ use http_body::Body as _;
 
 use super::channel::SendFailure;
 use super::connect::{self, Attempt, Conn, Connector, Progress, Target};
+use super::silence::Silence;
 use crate::errors::TransportError;
 use crate::transport::h3_body::{self, H3ResponseBody, RequestSender, SendError};
 use crate::transport::quic::{self, ConnState, TransportCounters};
@@ -77,8 +78,38 @@ pub(crate) struct H3Connection {
     quic: quinn::Connection,
     retired: AtomicBool,
     driver_done: Arc<AtomicBool>,
+    /// Evidence that the peer stopped answering (see [`Silence`]).
+    silence: Silence,
     // The socket must outlive the connection.
     _endpoint: quinn::Endpoint,
+}
+
+/// Armed while a call waits for its response headers: a call dropped then
+/// is evidence about the peer's liveness (see [`Silence`]).
+struct AwaitingHeaders<'a> {
+    conn: &'a H3Connection,
+    sent_at: tokio::time::Instant,
+    armed: bool,
+}
+
+impl Drop for AwaitingHeaders<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let quic = &self.conn.quic;
+        let silent = self.conn.silence.abandoned(
+            self.sent_at,
+            tokio::time::Instant::now(),
+            quic.rtt(),
+            || quic.stats().udp_rx.datagrams,
+        );
+        if silent {
+            tracing::debug!(peer = %quic.remote_address(), "the peer acknowledges nothing; closing the connection");
+            self.conn.retire();
+            quic.close(quinn::VarInt::from_u32(0x100), b"peer silent");
+        }
+    }
 }
 
 impl Conn for H3Connection {
@@ -224,6 +255,7 @@ impl H3Connector {
             quic: quic_conn,
             retired: AtomicBool::new(false),
             driver_done,
+            silence: Silence::default(),
             _endpoint: endpoint,
         })
     }
@@ -365,6 +397,11 @@ impl H3Connection {
                 }
                 Written::Pending => Some(Box::pin(send_body(send, body))),
             };
+        let mut awaiting = AwaitingHeaders {
+            conn: &self,
+            sent_at: tokio::time::Instant::now(),
+            armed: true,
+        };
         let head = {
             let response = recv.recv_response();
             tokio::pin!(response);
@@ -378,6 +415,8 @@ impl H3Connection {
                 }
             }
         };
+        awaiting.armed = false;
+        drop(awaiting);
         let task = sending.map(|rest| AbortOnDrop(tokio::spawn(rest)));
         let head = match head {
             Ok(head) => head,

@@ -23,6 +23,7 @@ mod pool;
 mod resolve;
 mod retry;
 mod service;
+mod silence;
 
 use std::time::Duration;
 
