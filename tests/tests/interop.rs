@@ -228,3 +228,31 @@ fn the_binaries_work_from_the_command_line() {
         grpc_h3::tls::DevCertificate::user_path().unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interop_server_answers_health_checks_for_the_test_service() {
+    use grpc_h3_health::pb::health_client::HealthClient;
+    use grpc_h3_health::pb::HealthCheckRequest;
+    use grpc_h3_health::ServingStatus;
+
+    let (mut server, _lines, pem, port) = start_interop_server(&[]);
+    let ca = std::fs::read(&pem).unwrap();
+    let channel = grpc_h3::Channel::builder(format!("https://localhost:{port}"))
+        .tls_config(grpc_h3::tls::ClientTlsConfig::new().ca_certificate(ca))
+        .build()
+        .unwrap();
+    let client = HealthClient::new(channel);
+    for service in ["", "grpc.testing.TestService"] {
+        let status = client
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "{service:?}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

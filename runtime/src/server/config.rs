@@ -31,6 +31,18 @@ pub(crate) struct ServerConfig {
     pub(crate) timeout: Option<Duration>,
     pub(crate) lazy_response_headers: bool,
     pub(crate) udp_buffer_bytes: usize,
+    pub(crate) drain_hooks: DrainHooks,
+    pub(crate) drain_notice: Duration,
+}
+
+/// What runs when graceful shutdown begins, before any GOAWAY.
+#[derive(Clone, Default)]
+pub(crate) struct DrainHooks(pub(crate) Vec<std::sync::Arc<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for DrainHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} drain hooks", self.0.len())
+    }
 }
 
 impl Default for ServerConfig {
@@ -54,6 +66,8 @@ impl Default for ServerConfig {
             timeout: None,
             lazy_response_headers: false,
             udp_buffer_bytes: crate::transport::UDP_BUFFER_BYTES,
+            drain_hooks: DrainHooks::default(),
+            drain_notice: Duration::ZERO,
         }
     }
 }
@@ -129,6 +143,26 @@ impl ServerBuilder {
     #[must_use]
     pub fn keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
         self.config.keep_alive_interval = Some(interval);
+        self
+    }
+
+    /// Runs `hook` when graceful shutdown begins, before anything else:
+    /// e.g. the health service's
+    /// `HealthReporter::set_all_not_serving`, so that load balancers stop
+    /// sending new calls before the GOAWAY. Hooks run in the order added.
+    /// Default: none.
+    #[must_use]
+    pub fn on_drain(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.config.drain_hooks.0.push(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// How long the server goes on serving normally after the drain hooks
+    /// ran and before the GOAWAY, so that load balancers watching health
+    /// have time to move traffic away. Default: 0 (GOAWAY at once).
+    #[must_use]
+    pub fn drain_notice(mut self, notice: Duration) -> Self {
+        self.config.drain_notice = notice;
         self
     }
 

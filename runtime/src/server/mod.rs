@@ -301,6 +301,9 @@ impl BoundServer {
         } = self;
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(signal);
+        // Set once the signal came: the drain hooks ran, and serving goes
+        // on until the notice period ends.
+        let mut notice_ends: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 incoming = quic_accept(endpoint.as_ref()) => match incoming {
@@ -323,7 +326,22 @@ impl BoundServer {
                     None => incoming = None,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                () = &mut signal => break,
+                () = &mut signal, if notice_ends.is_none() => {
+                    for hook in &shared.config.drain_hooks.0 {
+                        hook();
+                    }
+                    if shared.config.drain_notice.is_zero() {
+                        break;
+                    }
+                    tracing::info!(notice = ?shared.config.drain_notice, "draining soon");
+                    notice_ends = Some(tokio::time::Instant::now() + shared.config.drain_notice);
+                }
+                () = async {
+                    match notice_ends {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => break,
             }
         }
 

@@ -78,8 +78,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut port = args.port;
     let mut servers = Vec::new();
+    // grpc.health.v1, as load balancers and probes expect; NOT_SERVING as
+    // soon as the server starts draining.
+    let health = grpc_h3_health::HealthReporter::new();
+    health.set_service_status(
+        "grpc.testing.TestService",
+        grpc_h3_health::ServingStatus::Serving,
+    );
     for host in hosts {
         let mut builder = grpc_h3_tests::server::builder()
+            .add_service(health.service())
+            .on_drain(health.drain_hook())
             .tls_identity(&cert, &key)
             .lazy_response_headers(args.response_headers == "lazy");
         if !args.use_tls {
