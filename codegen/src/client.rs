@@ -62,6 +62,16 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
                     self
                 }
 
+                /// Accepts responses compressed with `encoding` (advertised in
+                /// `grpc-accept-encoding`), as tonic's builder of that name
+                /// does. Default: every encoding compiled in (gzip and zstd
+                /// with the default features) is accepted already.
+                #[must_use]
+                pub fn accept_compressed(mut self, encoding: #rt::codegen::CompressionEncoding) -> Self {
+                    self.inner.options_mut().accept_compression.enable(encoding);
+                    self
+                }
+
                 /// Largest response message accepted. Default: 4 MiB.
                 #[must_use]
                 pub fn max_decoding_message_size(mut self, limit: usize) -> Self {

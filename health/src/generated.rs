@@ -114,6 +114,18 @@ pub mod health_client {
             self.inner.options_mut().send_compression = Some(encoding);
             self
         }
+        /// Accepts responses compressed with `encoding` (advertised in
+        /// `grpc-accept-encoding`), as tonic's builder of that name
+        /// does. Default: every encoding compiled in (gzip and zstd
+        /// with the default features) is accepted already.
+        #[must_use]
+        pub fn accept_compressed(
+            mut self,
+            encoding: ::grpc_h3::codegen::CompressionEncoding,
+        ) -> Self {
+            self.inner.options_mut().accept_compression.enable(encoding);
+            self
+        }
         /// Largest response message accepted. Default: 4 MiB.
         #[must_use]
         pub fn max_decoding_message_size(mut self, limit: usize) -> Self {

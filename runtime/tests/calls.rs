@@ -314,6 +314,29 @@ async fn gzip_round_trips_both_ways(t: Transport) {
 }
 
 on_every_transport! {
+async fn zstd_round_trips_both_ways(t: Transport) {
+    let server = start_on(t, |b| b.send_compressed(CompressionEncoding::Zstd)).await;
+    let mut client = EchoClient::new(server.channel());
+    client.options.send_compression = Some(CompressionEncoding::Zstd);
+    let response = client.unary(Request::new(payload(MIB))).await.unwrap();
+    assert_eq!(response.get_ref().payload, vec![b'p'; MIB]);
+    let mut request = payload(10);
+    request.response_count = 2;
+    request.response_size = 100_000;
+    let mut stream = client
+        .server_stream(Request::new(request))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(msg) = stream.message().await.unwrap() {
+        assert_eq!(msg.payload.len(), 100_000);
+        assert!(stream.last_message_compressed(), "the server answers in zstd");
+    }
+    server.shutdown().await;
+}
+}
+
+on_every_transport! {
 async fn compressed_request_to_a_server_that_refuses_compression_is_unimplemented(t: Transport) {
     let server = start_on(t, |b| b.accept_no_compression()).await;
     let mut client = EchoClient::new(server.channel());

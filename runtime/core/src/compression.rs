@@ -1,5 +1,6 @@
 //! Message compression: `grpc-encoding` / `grpc-accept-encoding` negotiation
-//! and the codecs themselves (gzip behind the default `gzip` feature).
+//! and the codecs themselves (gzip and zstd, behind the default `gzip` and
+//! `zstd` features).
 
 use std::fmt;
 
@@ -20,6 +21,9 @@ pub enum CompressionEncoding {
     /// gzip (RFC 1952), via flate2.
     #[cfg(feature = "gzip")]
     Gzip,
+    /// Zstandard (RFC 8878), via the zstd crate (level 3).
+    #[cfg(feature = "zstd")]
+    Zstd,
 }
 
 impl CompressionEncoding {
@@ -27,6 +31,8 @@ impl CompressionEncoding {
     pub const ALL: &'static [CompressionEncoding] = &[
         #[cfg(feature = "gzip")]
         CompressionEncoding::Gzip,
+        #[cfg(feature = "zstd")]
+        CompressionEncoding::Zstd,
     ];
 
     /// The name used on the wire.
@@ -34,6 +40,8 @@ impl CompressionEncoding {
         match self {
             #[cfg(feature = "gzip")]
             CompressionEncoding::Gzip => "gzip",
+            #[cfg(feature = "zstd")]
+            CompressionEncoding::Zstd => "zstd",
         }
     }
 
@@ -158,7 +166,7 @@ pub fn parse_encoding(
 }
 
 /// Compresses `input`, appending to `out`.
-#[cfg_attr(not(feature = "gzip"), allow(unused_variables))]
+#[cfg_attr(not(any(feature = "gzip", feature = "zstd")), allow(unused_variables))]
 pub fn compress(
     encoding: CompressionEncoding,
     input: &[u8],
@@ -177,13 +185,21 @@ pub fn compress(
                 .and_then(|()| encoder.try_finish())
                 .map_err(|e| Status::internal(format!("gzip compression failed: {e}")))
         }
+        #[cfg(feature = "zstd")]
+        CompressionEncoding::Zstd => {
+            let mut encoder = zstd::stream::write::Encoder::new(bytes::BufMut::writer(out), 3)
+                .map_err(|e| Status::internal(format!("zstd compression failed: {e}")))?;
+            std::io::Write::write_all(&mut encoder, input)
+                .and_then(|()| encoder.finish().map(drop))
+                .map_err(|e| Status::internal(format!("zstd compression failed: {e}")))
+        }
     }
 }
 
 /// Decompresses `input`, appending to `out`. Output beyond `limit` bytes is
 /// RESOURCE_EXHAUSTED, detected without inflating more than `limit + 1`
 /// bytes; corrupt input is INTERNAL.
-#[cfg_attr(not(feature = "gzip"), allow(unused_variables))]
+#[cfg_attr(not(any(feature = "gzip", feature = "zstd")), allow(unused_variables))]
 pub fn decompress(
     encoding: CompressionEncoding,
     input: &[u8],
@@ -205,6 +221,67 @@ pub fn decompress(
             }
             Ok(())
         }
+        #[cfg(feature = "zstd")]
+        CompressionEncoding::Zstd => {
+            use std::io::Read;
+            let decoder = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| Status::internal(format!("invalid zstd message: {e}")))?;
+            let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+            let mut writer = bytes::BufMut::writer(std::mem::take(out));
+            let copied = std::io::copy(&mut decoder.take(cap), &mut writer);
+            *out = writer.into_inner();
+            let n = copied.map_err(|e| Status::internal(format!("invalid zstd message: {e}")))?;
+            if n > limit as u64 {
+                return Err(crate::frame::too_large("decompressed message", n, limit));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(all(test, feature = "zstd"))]
+mod zstd_tests {
+    use super::*;
+    use crate::Code;
+
+    #[test]
+    fn zstd_round_trip_bomb_and_corruption() {
+        let input = b"hello hello hello hello hello".repeat(100);
+        let mut compressed = BytesMut::new();
+        compress(CompressionEncoding::Zstd, &input, &mut compressed).unwrap();
+        assert!(compressed.len() < input.len() / 10);
+        let mut out = BytesMut::new();
+        decompress(
+            CompressionEncoding::Zstd,
+            &compressed,
+            &mut out,
+            input.len(),
+        )
+        .unwrap();
+        assert_eq!(&out[..], &input[..]);
+
+        let bomb = vec![0u8; 1 << 20];
+        let mut compressed = BytesMut::new();
+        compress(CompressionEncoding::Zstd, &bomb, &mut compressed).unwrap();
+        let mut out = BytesMut::new();
+        let err = decompress(CompressionEncoding::Zstd, &compressed, &mut out, 1000).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(out.len() <= 1001);
+
+        let mut out = BytesMut::new();
+        let err = decompress(CompressionEncoding::Zstd, b"not zstd", &mut out, 100).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+    }
+
+    #[test]
+    fn zstd_is_negotiated_by_name() {
+        let zstd = HeaderValue::from_static("zstd");
+        assert_eq!(
+            parse_encoding(Some(&zstd), EnabledEncodings::all()).unwrap(),
+            Some(CompressionEncoding::Zstd)
+        );
+        let accept = HeaderValue::from_static("gzip, zstd");
+        assert!(EnabledEncodings::from_header(Some(&accept)).contains(CompressionEncoding::Zstd));
     }
 }
 

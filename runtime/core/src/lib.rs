@@ -7,7 +7,7 @@
 //!   the HTTP-status mapping.
 //! - [`Metadata`]: ASCII and `-bin` custom metadata.
 //! - [`timeout`]: the `grpc-timeout` header.
-//! - [`compression`]: `grpc-encoding` negotiation and gzip.
+//! - [`compression`]: `grpc-encoding` negotiation, gzip and zstd.
 //! - [`protocol`]: building and validating request and response heads.
 //!
 //! Nothing here knows about QUIC or HTTP/3: transports (the HTTP/3 one in
