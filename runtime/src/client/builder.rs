@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::auto::Auto;
 use super::backoff::BackoffConfig;
-use super::balance::{LoadBalancing, RoundRobin};
-use super::channel::{Balance, Channel, Inner, Pools};
+use super::balance::{parse_place, LoadBalancing, RoundRobin};
+use super::channel::{Channel, Inner};
 use super::connect::Target;
+use super::endpoints::{Balance, Pools};
 use super::h2::H2Connector;
 use super::h3::H3Connector;
 use super::pool::Pool;
@@ -488,57 +489,5 @@ impl ChannelBuilder {
                 retries: self.service_config.map(super::retry::Retries::new),
             }),
         })
-    }
-}
-
-/// An endpoint as `(host, port)`: `host:port`, `[v6]:port`, or a bare
-/// host or IP literal (with `default_port`).
-fn parse_place(place: &str, default_port: u16) -> Result<(String, u16), Error> {
-    let invalid = |why: &str| {
-        Error::config(format!(
-            "endpoint {place:?}: {why}; expected host:port, [IPv6]:port or a host"
-        ))
-    };
-    if let Ok(ip) = place.parse::<std::net::IpAddr>() {
-        return Ok((ip.to_string(), default_port));
-    }
-    if let Ok(addr) = place.parse::<std::net::SocketAddr>() {
-        return Ok((addr.ip().to_string(), addr.port()));
-    }
-    match place.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            let port = port
-                .parse()
-                .map_err(|_| invalid("the port is not a number"))?;
-            if host.is_empty() {
-                return Err(invalid("no host"));
-            }
-            Ok((host.to_owned(), port))
-        }
-        Some(_) => Err(invalid("an IPv6 address needs brackets with a port")),
-        None if place.is_empty() => Err(invalid("empty")),
-        None => Ok((place.to_owned(), default_port)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_place;
-
-    #[test]
-    fn endpoints_parse_as_host_and_port() {
-        let ok = |s: &str| parse_place(s, 443).unwrap();
-        assert_eq!(ok("10.0.0.1:50051"), ("10.0.0.1".into(), 50051));
-        assert_eq!(ok("10.0.0.1"), ("10.0.0.1".into(), 443));
-        assert_eq!(ok("[::1]:8443"), ("::1".into(), 8443));
-        assert_eq!(ok("::1"), ("::1".into(), 443));
-        assert_eq!(
-            ok("backend-2.internal:9000"),
-            ("backend-2.internal".into(), 9000)
-        );
-        assert_eq!(ok("backend-2.internal"), ("backend-2.internal".into(), 443));
-        for bad in ["", ":80", "host:port", "::1:80x"] {
-            assert!(parse_place(bad, 443).is_err(), "{bad:?} accepted");
-        }
     }
 }

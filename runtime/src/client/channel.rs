@@ -14,11 +14,10 @@ use http_body::{Frame, SizeHint};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::auto::{Auto, Picked};
-use super::balance::RoundRobin;
-use super::h2::{H2Connection, H2Connector};
-use super::h3::{H3Connection, H3Connector};
-use super::pool::Pool;
+use super::auto::Picked;
+use super::endpoints::{Balance, Pools};
+use super::h2::H2Connection;
+use super::h3::H3Connection;
 use super::retry::{Attempts, Replay};
 use crate::body::BoxError;
 use crate::errors::TransportError;
@@ -77,110 +76,6 @@ pub(crate) fn deadline_before_connection(timeout: std::time::Duration, where_: &
     Status::deadline_exceeded(format!(
         "deadline exceeded ({timeout:?}) before a connection was ready; {where_}"
     ))
-}
-
-/// The transports of one endpoint.
-pub(crate) enum Pools {
-    Http3(Arc<Pool<H3Connector>>),
-    Http2(Arc<Pool<H2Connector>>),
-    /// Both, the channel choosing (see [`Auto`]).
-    Auto(Arc<Auto>),
-}
-
-impl Pools {
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Pools::Http3(pool) => pool.describe(),
-            Pools::Http2(pool) => pool.describe(),
-            Pools::Auto(auto) => auto.describe(),
-        }
-    }
-
-    fn authority(&self) -> String {
-        match self {
-            Pools::Http3(pool) => pool.authority(),
-            Pools::Http2(pool) => pool.authority(),
-            Pools::Auto(auto) => auto.authority(),
-        }
-    }
-
-    /// A connection that is up now, without waiting.
-    pub(crate) fn ready(&self) -> Option<Picked> {
-        match self {
-            Pools::Http3(pool) => pool.ready().map(Picked::Http3),
-            Pools::Http2(pool) => pool.ready().map(Picked::Http2),
-            Pools::Auto(auto) => auto.ready(),
-        }
-    }
-
-    /// A connection, waiting for (or starting) an attempt if need be.
-    pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
-        match self {
-            Pools::Http3(pool) => pool.get(wait_for_ready).await.map(Picked::Http3),
-            Pools::Http2(pool) => pool.get(wait_for_ready).await.map(Picked::Http2),
-            Pools::Auto(auto) => auto.pick(wait_for_ready).await,
-        }
-    }
-
-    /// The automatic transport choice, if this is one (it learns
-    /// `alt-svc` from HTTP/2 responses).
-    pub(crate) fn auto(&self) -> Option<Arc<Auto>> {
-        match self {
-            Pools::Auto(auto) => Some(auto.clone()),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn current_transport(&self) -> Option<crate::Transport> {
-        match self {
-            Pools::Http3(pool) => pool.ready().map(|_| crate::Transport::Http3),
-            Pools::Http2(pool) => pool.ready().map(|conn| conn.transport()),
-            Pools::Auto(auto) => auto.current(),
-        }
-    }
-}
-
-/// Where a channel's calls go: one endpoint (pick first), or several.
-pub(crate) enum Balance {
-    One(Pools),
-    RoundRobin(Arc<RoundRobin>),
-}
-
-impl Balance {
-    fn describe(&self) -> String {
-        match self {
-            Balance::One(pools) => pools.describe(),
-            Balance::RoundRobin(balancer) => balancer.describe(),
-        }
-    }
-
-    fn authority(&self) -> String {
-        match self {
-            Balance::One(pools) => pools.authority(),
-            Balance::RoundRobin(balancer) => balancer.authority(),
-        }
-    }
-
-    /// The connection for the next call and, for an HTTP/2 one chosen
-    /// automatically, the choice to tell about the response's `alt-svc`.
-    async fn pick(&self, wait_for_ready: bool) -> Result<(Picked, Option<Arc<Auto>>), Status> {
-        match self {
-            Balance::One(Pools::Auto(auto)) => {
-                let picked = auto.pick(wait_for_ready).await?;
-                let learn = matches!(picked, Picked::Http2(_)).then(|| auto.clone());
-                Ok((picked, learn))
-            }
-            Balance::One(pools) => Ok((pools.pick(wait_for_ready).await?, None)),
-            Balance::RoundRobin(balancer) => balancer.pick(wait_for_ready).await,
-        }
-    }
-
-    fn current_transport(&self) -> Option<crate::Transport> {
-        match self {
-            Balance::One(pools) => pools.current_transport(),
-            Balance::RoundRobin(balancer) => balancer.current_transport(),
-        }
-    }
 }
 
 pub(crate) struct Inner {
