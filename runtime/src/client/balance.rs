@@ -50,18 +50,6 @@ struct Endpoint {
     kicked_at: AtomicU64,
 }
 
-impl Endpoint {
-    /// `picked`, with the transport choice that learns an HTTP/2
-    /// response's `alt-svc`.
-    fn with_auto(&self, picked: Picked) -> (Picked, Option<Arc<Auto>>) {
-        let learn = match picked {
-            Picked::Http2(_) => self.pools.auto(),
-            Picked::Http3(_) => None,
-        };
-        (picked, learn)
-    }
-}
-
 /// Where resolution stands.
 #[derive(Default)]
 struct Resolution {
@@ -131,7 +119,7 @@ impl RoundRobin {
         for i in 0..count {
             let endpoint = &endpoints[(start + i) % count];
             match endpoint.pools.ready() {
-                Some(picked) => return Ok(endpoint.with_auto(picked)),
+                Some(picked) => return Ok(endpoint.pools.with_learner(picked)),
                 None => self.kick(endpoint),
             }
         }
@@ -148,7 +136,7 @@ impl RoundRobin {
         let mut failures = Vec::with_capacity(count);
         while let Some(joined) = attempts.join_next().await {
             match joined {
-                Ok((endpoint, Ok(picked))) => return Ok(endpoint.with_auto(picked)),
+                Ok((endpoint, Ok(picked))) => return Ok(endpoint.pools.with_learner(picked)),
                 Ok((endpoint, Err(status))) => {
                     failures.push(format!("{}: {}", endpoint.address, status.message()));
                 }

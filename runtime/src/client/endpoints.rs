@@ -55,13 +55,15 @@ impl Pools {
         }
     }
 
-    /// The automatic transport choice, if this is one (it learns
-    /// `alt-svc` from HTTP/2 responses).
-    pub(crate) fn auto(&self) -> Option<Arc<Auto>> {
-        match self {
-            Pools::Auto(auto) => Some(auto.clone()),
+    /// `picked`, with the automatic transport choice that made it when it
+    /// is an HTTP/2 connection (the choice learns `alt-svc` from the
+    /// response).
+    pub(crate) fn with_learner(&self, picked: Picked) -> (Picked, Option<Arc<Auto>>) {
+        let learner = match (self, &picked) {
+            (Pools::Auto(auto), Picked::Http2(_)) => Some(auto.clone()),
             _ => None,
-        }
+        };
+        (picked, learner)
     }
 
     pub(crate) fn current_transport(&self) -> Option<crate::Transport> {
@@ -101,12 +103,7 @@ impl Balance {
         wait_for_ready: bool,
     ) -> Result<(Picked, Option<Arc<Auto>>), Status> {
         match self {
-            Balance::One(Pools::Auto(auto)) => {
-                let picked = auto.pick(wait_for_ready).await?;
-                let learn = matches!(picked, Picked::Http2(_)).then(|| auto.clone());
-                Ok((picked, learn))
-            }
-            Balance::One(pools) => Ok((pools.pick(wait_for_ready).await?, None)),
+            Balance::One(pools) => Ok(pools.with_learner(pools.pick(wait_for_ready).await?)),
             Balance::RoundRobin(balancer) => balancer.pick(wait_for_ready).await,
         }
     }

@@ -121,7 +121,12 @@ impl Attempts<'_> {
             let Some(state) = &mut state else {
                 return finish(result);
             };
-            let delay = match state.after_failure(code, pushback, throttle, random_unit()) {
+            let delay = match state.after_failure(
+                code,
+                pushback,
+                throttle,
+                super::backoff::random_unit(),
+            ) {
                 RetryDecision::RetryAfter(delay) => delay,
                 RetryDecision::Stop(why) => {
                     tracing::debug!(%code, attempts = state.attempts(), why, "not retried");
@@ -186,9 +191,4 @@ fn finish(result: Outcome) -> Outcome {
             error
         }
     })
-}
-
-/// A number in `[0, 1)` for the backoff's jitter.
-fn random_unit() -> f64 {
-    super::backoff::random_unit()
 }
