@@ -47,6 +47,25 @@ pub fn compile_protos(
     configure().compile_protos(protos, includes)
 }
 
+/// Runs protoc on `protos` (imports searched in `includes`, paths as
+/// [`Builder::compile_protos`] takes them) and returns the descriptors of
+/// the protos and of every file they import, with source info: what tools
+/// need to work with messages they were not compiled with.
+///
+/// ```no_run
+/// let set = grpc_h3_build::descriptor_set(&["proto/helloworld.proto"], &["proto"])?;
+/// assert!(set.file.iter().any(|f| f.name() == "helloworld.proto"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn descriptor_set(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> io::Result<prost_types::FileDescriptorSet> {
+    let protos: Vec<&Path> = protos.iter().map(AsRef::as_ref).collect();
+    let includes: Vec<&Path> = includes.iter().map(AsRef::as_ref).collect();
+    protoc::Inputs::resolve(&protos, &includes)?.descriptor_set()
+}
+
 /// A [`Builder`] with the defaults, to change some before compiling.
 pub fn configure() -> Builder {
     Builder {
@@ -118,6 +137,15 @@ impl Builder {
         self.options
             .type_attributes
             .push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Adds to each package a `FILE_DESCRIPTOR_SET` constant (its files and
+    /// their imports, encoded, without comments) to register with gRPC
+    /// reflection. Default: true.
+    #[must_use]
+    pub fn file_descriptor_set(mut self, enabled: bool) -> Self {
+        self.options.file_descriptor_set = enabled;
         self
     }
 

@@ -16,6 +16,7 @@
 //! ```
 
 mod client;
+mod descriptors;
 mod names;
 mod plugin_options;
 mod server;
@@ -48,6 +49,10 @@ pub struct Options {
     pub type_attributes: Vec<(String, String)>,
     /// Path of the runtime crate in generated code. Default: `::grpc_h3`.
     pub runtime_path: String,
+    /// Add to each package a `FILE_DESCRIPTOR_SET` constant: the encoded
+    /// descriptors of its files and of everything they import (without
+    /// comments), what gRPC reflection serves. Default: true.
+    pub file_descriptor_set: bool,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             extern_paths: Vec::new(),
             type_attributes: Vec::new(),
             runtime_path: "::grpc_h3".to_owned(),
+            file_descriptor_set: true,
         }
     }
 }
@@ -185,6 +191,19 @@ pub fn generate(
             })
             .collect()
     };
+    if options.file_descriptor_set {
+        for package in &wanted {
+            let name = Module::from_protobuf_package_name(package).to_file_name_or("_");
+            let encoded = descriptors::package_set(fds, files_to_generate, package);
+            let constant = descriptors::constant(package, &encoded);
+            // Only into files made anyway: services-only output skips
+            // packages without services, and so does their constant.
+            if let Some(file) = files.iter_mut().find(|f| f.name == name) {
+                file.content.push('\n');
+                file.content.push_str(&constant);
+            }
+        }
+    }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
 }

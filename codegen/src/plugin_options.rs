@@ -3,7 +3,7 @@
 use crate::{Error, Options};
 
 const HELP: &str = "supported options: client=true|false, server=true|false, messages=true|false, \
-extern_path=.proto.path=::rust::path, type_attribute=.proto.path=#[attribute], runtime_path=::grpc_h3";
+extern_path=.proto.path=::rust::path, type_attribute=.proto.path=#[attribute], runtime_path=::grpc_h3, file_descriptor_set=true|false";
 
 fn flag(key: &str, value: &str) -> Result<bool, Error> {
     match value {
@@ -49,6 +49,7 @@ impl Options {
                 "client" => options.client = flag(key, value)?,
                 "server" => options.server = flag(key, value)?,
                 "messages" => options.messages = flag(key, value)?,
+                "file_descriptor_set" => options.file_descriptor_set = flag(key, value)?,
                 "extern_path" => options.extern_paths.push(pair(key, value)?),
                 "type_attribute" => options.type_attributes.push(pair(key, value)?),
                 "runtime_path" if !value.is_empty() => options.runtime_path = value.to_owned(),
@@ -66,10 +67,11 @@ mod tests {
     #[test]
     fn parses_every_option() {
         let options = Options::from_plugin_parameter(
-            "client=false, messages=false,extern_path=.a.b=::x::b,type_attribute=.a.M=#[derive(Eq)],runtime_path=::rt",
+            "client=false, messages=false,file_descriptor_set=false,extern_path=.a.b=::x::b,type_attribute=.a.M=#[derive(Eq)],runtime_path=::rt",
         )
         .unwrap();
         assert!(!options.client && options.server && !options.messages);
+        assert!(!options.file_descriptor_set);
         assert_eq!(options.extern_paths, [(".a.b".into(), "::x::b".into())]);
         assert_eq!(
             options.type_attributes,

@@ -5,8 +5,15 @@
         --ca is given, plaintext otherwise). Prints one line per case and
         exits non-zero if any failed.
 
+    grpcio_peer.py standard --target HOST:PORT [--ca PEM_FILE] [--server-name NAME]
+        Asks a server's health and reflection services with grpcio's own
+        clients (grpcio-health-checking, grpcio-reflection): health of
+        grpc.testing.TestService, the service list, and TestService's
+        methods resolved through reflection with their imports.
+
     grpcio_peer.py server [--tls-cert PEM --tls-key PEM]
-        Serves grpc.testing.TestService on 127.0.0.1: a plaintext port and,
+        Serves grpc.testing.TestService, health and reflection (v1alpha and
+        v1) on 127.0.0.1: a plaintext port and,
         with a certificate, a TLS port. Prints "ports PLAIN TLS" (0 for none)
         once listening, then serves until stdin closes.
 
@@ -92,8 +99,17 @@ _CODES = {code.value[0]: code.value for code in grpc.StatusCode}
 
 
 def serve(args):
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
     server = grpc.server(__import__("concurrent.futures").futures.ThreadPoolExecutor(max_workers=32))
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
+    health_servicer = health.HealthServicer()
+    health_servicer.set("grpc.testing.TestService", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        ["grpc.testing.TestService", "grpc.health.v1.Health", reflection.SERVICE_NAME], server
+    )
     plain = server.add_insecure_port("127.0.0.1:0")
     tls = 0
     if args.tls_cert:
@@ -308,7 +324,7 @@ CASES = {
 }
 
 
-def run_client(args):
+def open_channel(args):
     if args.ca:
         with open(args.ca, "rb") as f:
             credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
@@ -317,6 +333,50 @@ def run_client(args):
     else:
         channel = grpc.insecure_channel(args.target)
     grpc.channel_ready_future(channel).result(timeout=20)
+    return channel
+
+
+def run_standard(args):
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    channel = open_channel(args)
+    health = health_pb2_grpc.HealthStub(channel)
+    reply = health.Check(health_pb2.HealthCheckRequest(service="grpc.testing.TestService"), timeout=10)
+    check(reply.status == health_pb2.HealthCheckResponse.SERVING, f"health status {reply.status}")
+    print("PASS health_check", flush=True)
+    try:
+        health.Check(health_pb2.HealthCheckRequest(service="no.Such"), timeout=10)
+        raise Failed("health of an unknown service succeeded")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.NOT_FOUND, f"unknown service: {e.code()}")
+    print("PASS health_unknown", flush=True)
+
+    database = ProtoReflectionDescriptorDatabase(channel)
+    services = set(database.get_services())
+    check("grpc.testing.TestService" in services, f"services {sorted(services)}")
+    check("grpc.health.v1.Health" in services, f"services {sorted(services)}")
+    print("PASS reflection_list", flush=True)
+    pool = DescriptorPool(database)
+    service = pool.FindServiceByName("grpc.testing.TestService")
+    methods = sorted(m.name for m in service.methods)
+    check("UnaryCall" in methods and "FullDuplexCall" in methods, f"methods {methods}")
+    unary = service.methods_by_name["UnaryCall"]
+    check(unary.input_type.full_name == "grpc.testing.SimpleRequest", unary.input_type.full_name)
+    check("payload" in unary.input_type.fields_by_name, "SimpleRequest.payload")
+    print("PASS reflection_resolve", flush=True)
+    try:
+        pool.FindMessageTypeByName("no.such.Message")
+        raise Failed("reflection found a message that does not exist")
+    except KeyError:
+        pass
+    print("PASS reflection_unknown", flush=True)
+    channel.close()
+
+
+def run_client(args):
+    channel = open_channel(args)
     stub = test_pb2_grpc.TestServiceStub(channel)
     failures = 0
     for name, case in CASES.items():
@@ -337,12 +397,22 @@ def main():
     client.add_argument("--target", required=True)
     client.add_argument("--ca")
     client.add_argument("--server-name")
+    standard = sub.add_parser("standard")
+    standard.add_argument("--target", required=True)
+    standard.add_argument("--ca")
+    standard.add_argument("--server-name")
     server = sub.add_parser("server")
     server.add_argument("--tls-cert")
     server.add_argument("--tls-key")
     args = parser.parse_args()
     if args.role == "client":
         run_client(args)
+    elif args.role == "standard":
+        try:
+            run_standard(args)
+        except Failed as e:
+            print(f"FAIL {e}", flush=True)
+            sys.exit(1)
     else:
         serve(args)
 

@@ -23,6 +23,8 @@ use grpc_h3_tests::cases::{Runner, FOREIGN_SERVER_CASES};
 
 const GRPCIO: &str = "grpcio==1.85.1";
 const GRPCIO_TOOLS: &str = "grpcio-tools==1.85.1";
+const GRPCIO_HEALTH: &str = "grpcio-health-checking==1.85.1";
+const GRPCIO_REFLECTION: &str = "grpcio-reflection==1.85.1";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -30,7 +32,10 @@ fn repo() -> PathBuf {
 
 fn can_import_grpc(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import grpc, grpc_tools"])
+        .args([
+            "-c",
+            "import grpc, grpc_tools, grpc_health.v1.health, grpc_reflection.v1alpha.reflection",
+        ])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
@@ -62,12 +67,12 @@ fn python() -> &'static Python {
                     });
                 assert!(made.success(), "creating a virtual environment in {} failed", venv.display());
                 let installed = Command::new(&python)
-                    .args(["-m", "pip", "install", "--quiet", GRPCIO, GRPCIO_TOOLS])
+                    .args(["-m", "pip", "install", "--quiet", GRPCIO, GRPCIO_TOOLS, GRPCIO_HEALTH, GRPCIO_REFLECTION])
                     .status()
                     .unwrap();
                 assert!(
                     installed.success(),
-                    "installing {GRPCIO} and {GRPCIO_TOOLS} with pip failed (PyPI unreachable?); install them into the Python named by GRPC_H3_PYTHON"
+                    "installing {GRPCIO}, {GRPCIO_TOOLS}, {GRPCIO_HEALTH} and {GRPCIO_REFLECTION} with pip failed (PyPI unreachable?); install them into the Python named by GRPC_H3_PYTHON"
                 );
             }
             python
@@ -104,7 +109,11 @@ fn peer(args: &[&str]) -> Command {
 
 /// Runs grpcio's client; panics with its output if a case failed.
 fn grpcio_client(args: &[&str]) -> String {
-    let output = peer(&[&["client"], args].concat())
+    grpcio_peer("client", args)
+}
+
+fn grpcio_peer(role: &str, args: &[&str]) -> String {
+    let output = peer(&[&[role], args].concat())
         .output()
         .expect("running the grpcio client");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -148,6 +157,48 @@ async fn grpcio_clients_pass_the_interop_cases_against_grpc_h3() {
     assert_eq!(output.matches("PASS ").count(), 16, "{output}");
     h2c.assert_no_live_calls().await;
     h2c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_health_and_reflection_clients_understand_grpc_h3() {
+    let dir = tempdir("grpcio-standard");
+    // What interop_server registers: health and reflection.
+    let health = grpc_h3_health::HealthReporter::new();
+    health.set_service_status(
+        "grpc.testing.TestService",
+        grpc_h3_health::ServingStatus::Serving,
+    );
+    let reflection = grpc_h3_reflection::Builder::new()
+        .register_encoded_file_descriptor_set(grpc_h3_tests::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(grpc_h3_health::pb::FILE_DESCRIPTOR_SET)
+        .build()
+        .unwrap();
+    let server = support::start_server(|b| {
+        b.add_service(health.service())
+            .add_service(reflection.v1())
+            .add_service(reflection.v1alpha())
+    });
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, server.cert.cert_pem()).unwrap();
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    let ca = ca.to_str().unwrap().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        grpcio_peer(
+            "standard",
+            &[
+                "--target",
+                &target,
+                "--ca",
+                &ca,
+                "--server-name",
+                "localhost",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.matches("PASS ").count(), 5, "{output}");
+    server.stop().await;
 }
 
 fn tempdir(name: &str) -> PathBuf {

@@ -1,4 +1,5 @@
-//! grpc's interop `TestService` over HTTP/3, and HTTP/2 on the same port.
+//! grpc's interop `TestService` over HTTP/3, and HTTP/2 on the same port,
+//! with the health and reflection services.
 //!
 //! `interop_server --port 10000` listens on 127.0.0.1 and ::1 (UDP for
 //! HTTP/3, TCP for HTTP/2 with TLS), or on `--host`; `--use_tls=false`
@@ -85,9 +86,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "grpc.testing.TestService",
         grpc_h3_health::ServingStatus::Serving,
     );
+    // Reflection, so that grpcurl and grpc-h3 work without a schema.
+    let reflection = grpc_h3_reflection::Builder::new()
+        .register_encoded_file_descriptor_set(grpc_h3_tests::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(grpc_h3_health::pb::FILE_DESCRIPTOR_SET)
+        .build()?;
     for host in hosts {
         let mut builder = grpc_h3_tests::server::builder()
             .add_service(health.service())
+            .add_service(reflection.v1())
+            .add_service(reflection.v1alpha())
             .on_drain(health.drain_hook())
             .tls_identity(&cert, &key)
             .lazy_response_headers(args.response_headers == "lazy");
