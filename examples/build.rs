@@ -7,7 +7,6 @@ fn main() -> std::io::Result<()> {
             "proto/helloworld/helloworld.proto",
             "proto/routeguide/route_guide.proto",
             "proto/user/v1/user.proto",
-            "proto/google/rpc/status.proto",
         ],
         &["proto"],
     )

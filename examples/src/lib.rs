@@ -33,12 +33,3 @@ pub mod user {
         grpc_h3::include_proto!("user.v1");
     }
 }
-
-/// Generated from `proto/google/rpc/status.proto`.
-#[allow(missing_docs, unreachable_pub)]
-pub mod google {
-    /// The rich error model.
-    pub mod rpc {
-        grpc_h3::include_proto!("google.rpc");
-    }
-}

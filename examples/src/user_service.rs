@@ -1,4 +1,5 @@
-//! The UserService: bearer-token auth, NOT_FOUND with typed details,
+//! The UserService: bearer-token auth, errors with google.rpc details
+//! (grpc-h3-types),
 //! deadlines, and metadata both ways.
 
 use std::collections::HashMap;
@@ -6,16 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use grpc_h3::{Code, Metadata, Request, Response, Status};
-use prost::Message;
-
-use crate::google::rpc;
 use crate::user::v1::admin_service_server::AdminService;
 use crate::user::v1::user_service_server::UserService;
-use crate::user::v1::{CreateUserRequest, DeleteUserRequest, GetUserRequest, ResourceInfo, User};
-
-/// The type URL under which `ResourceInfo` travels in `google.rpc.Status`.
-pub const RESOURCE_INFO_TYPE_URL: &str = "type.googleapis.com/user.v1.ResourceInfo";
+use crate::user::v1::{CreateUserRequest, DeleteUserRequest, GetUserRequest, User};
+use grpc_h3::{Code, Metadata, Request, Response, Status};
+use grpc_h3_types::{ErrorDetails, StatusExt};
 
 /// Users in memory; every call needs `authorization: Bearer <token>`.
 #[derive(Debug)]
@@ -61,34 +57,15 @@ impl MyUserService {
     }
 }
 
-/// NOT_FOUND carrying a `google.rpc.Status` with a `ResourceInfo` detail,
-/// the way Google APIs report a missing resource.
+/// NOT_FOUND with a `google.rpc.ResourceInfo` detail, the way Google
+/// APIs report a missing resource; clients read it with
+/// [`StatusExt::error_details`].
 pub fn not_found(id: &str) -> Status {
-    let message = format!("user {id:?} does not exist");
-    let info = ResourceInfo {
-        resource_type: "user.v1.User".into(),
-        resource_name: id.into(),
-        description: "no user has this id".into(),
-    };
-    let details = rpc::Status {
-        code: Code::NotFound as i32,
-        message: message.clone(),
-        details: vec![prost_types::Any {
-            type_url: RESOURCE_INFO_TYPE_URL.into(),
-            value: info.encode_to_vec(),
-        }],
-    };
-    Status::with_details(Code::NotFound, message, details.encode_to_vec().into())
-}
-
-/// Reads the `ResourceInfo` detail out of a status, if it carries one.
-pub fn resource_info(status: &Status) -> Option<ResourceInfo> {
-    let details = rpc::Status::decode(status.details()).ok()?;
-    details
-        .details
-        .iter()
-        .find(|any| any.type_url == RESOURCE_INFO_TYPE_URL)
-        .and_then(|any| ResourceInfo::decode(any.value.as_slice()).ok())
+    Status::with_error_details(
+        Code::NotFound,
+        format!("user {id:?} does not exist"),
+        ErrorDetails::new().with_resource_info("user.v1.User", id, "", "no user has this id"),
+    )
 }
 
 impl UserService for MyUserService {
@@ -110,10 +87,11 @@ impl UserService for MyUserService {
         self.begin(&request).await?;
         let new = request.into_inner();
         if !new.email.contains('@') {
-            return Err(Status::invalid_argument(format!(
-                "email {:?} is not an address",
-                new.email
-            )));
+            return Err(Status::with_error_details(
+                Code::InvalidArgument,
+                format!("email {:?} is not an address", new.email),
+                ErrorDetails::new().with_bad_request_violation("email", "must contain an @"),
+            ));
         }
         let id = format!("u{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let user = User {

@@ -18,7 +18,8 @@ use grpc_h3_examples::user::v1::admin_service_server::AdminServiceServer;
 use grpc_h3_examples::user::v1::user_service_client::UserServiceClient;
 use grpc_h3_examples::user::v1::user_service_server::UserServiceServer;
 use grpc_h3_examples::user::v1::{CreateUserRequest, DeleteUserRequest, GetUserRequest};
-use grpc_h3_examples::user_service::{resource_info, MyAdminService, MyUserService};
+use grpc_h3_examples::user_service::{MyAdminService, MyUserService};
+use grpc_h3_types::StatusExt;
 
 async fn start() -> LocalServer {
     let builder = Server::builder()
@@ -163,14 +164,10 @@ async fn user_service_auth_details_deadlines_and_metadata() {
         email: "no-at-sign".into(),
         display_name: None,
     };
-    assert_eq!(
-        client
-            .create_user(authorized(invalid))
-            .await
-            .unwrap_err()
-            .code(),
-        Code::InvalidArgument
-    );
+    let status = client.create_user(authorized(invalid)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let bad = status.error_details().unwrap().bad_request.unwrap();
+    assert_eq!(bad.field_violations[0].field, "email");
 
     let created = client
         .create_user(authorized(CreateUserRequest {
@@ -205,7 +202,11 @@ async fn user_service_auth_details_deadlines_and_metadata() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let info = resource_info(&status).expect("a ResourceInfo detail");
+    let info = status
+        .error_details()
+        .unwrap()
+        .resource_info
+        .expect("a ResourceInfo detail");
     assert_eq!(
         (info.resource_type.as_str(), info.resource_name.as_str()),
         ("user.v1.User", "ghost")

@@ -10,7 +10,8 @@ use grpc_h3_examples::local;
 use grpc_h3_examples::user::v1::user_service_client::UserServiceClient;
 use grpc_h3_examples::user::v1::user_service_server::UserServiceServer;
 use grpc_h3_examples::user::v1::{CreateUserRequest, GetUserRequest};
-use grpc_h3_examples::user_service::{resource_info, MyUserService};
+use grpc_h3_examples::user_service::MyUserService;
+use grpc_h3_types::StatusExt;
 
 fn authorized<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
@@ -79,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "missing user: {:?} {:?}, detail {:?}",
         status.code(),
         status.message(),
-        resource_info(&status)
+        status.error_details().ok().and_then(|d| d.resource_info)
     );
 
     let mut hurried = authorized(GetUserRequest {
