@@ -61,6 +61,8 @@ pub(crate) fn constant(package: &str, encoded: &[u8]) -> String {
     let bytes = proc_macro2::Literal::byte_string(encoded);
     let code = quote! {
         #[doc = #doc]
+        // Binaries that never register it would otherwise warn.
+        #[allow(dead_code)]
         pub const FILE_DESCRIPTOR_SET: &[u8] = #bytes;
     };
     crate::names::format_file(&code.to_string())

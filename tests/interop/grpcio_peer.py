@@ -32,7 +32,8 @@ import grpc
 # The generated grpc/testing stubs live in GRPC_H3_STUBS; grpcio owns the
 # `grpc` package, so its search path is extended to find them.
 grpc.__path__.append(os.path.join(os.environ["GRPC_H3_STUBS"], "grpc"))
-from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc  # noqa: E402
+# test_pb2 puts the service descriptors in the default pool, for reflection.
+from grpc.testing import empty_pb2, messages_pb2, test_pb2, test_pb2_grpc  # noqa: E402,F401
 
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING_BIN = "x-grpc-test-echo-trailing-bin"

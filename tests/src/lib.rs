@@ -3,6 +3,7 @@
 //! binaries and by `cargo test`.
 
 pub mod cases;
+pub mod grpcio;
 pub mod server;
 
 /// The official `grpc.testing` protos, generated.
