@@ -16,7 +16,7 @@ ADDRESS is host:port (https, HTTP/3 or HTTP/2 chosen automatically; http
 with --plaintext) or a full https:// or http:// URI.
 
 Examples:
-  grpc-h3 localhost:10000 list
+  grpc-h3 --dev-cert localhost:10000 list
   grpc-h3 localhost:10000 describe grpc.testing.SimpleRequest
   grpc-h3 -d '{\"response_size\": 3}' localhost:10000 grpc.testing.TestService/UnaryCall
   echo '{} {}' | grpc-h3 -d @ localhost:10000 grpc.testing.TestService/StreamingInputCall
@@ -71,7 +71,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECONDS")]
     pub(crate) max_time: Option<f64>,
 
-    /// Gives up connecting after this many seconds. Default: 10.
+    /// Gives up connecting after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub(crate) connect_timeout: f64,
 
@@ -83,6 +83,12 @@ pub(crate) struct Args {
     /// system's roots.
     #[arg(long, value_name = "FILE")]
     pub(crate) cacert: Option<PathBuf>,
+
+    /// Trusts this user's grpc-h3 development certificate too: the one
+    /// servers on this machine use with `.dev_certificate()` (e.g.
+    /// `interop_server`).
+    #[arg(long, conflicts_with = "insecure")]
+    pub(crate) dev_cert: bool,
 
     /// Client certificate chain (PEM) for mutual TLS.
     #[arg(long, value_name = "FILE", requires = "key")]
@@ -108,7 +114,7 @@ pub(crate) struct Args {
     pub(crate) insecure: bool,
 
     /// Plaintext HTTP/2 (h2c), no TLS.
-    #[arg(long, conflicts_with_all = ["http3", "insecure", "cacert", "pin", "cert"])]
+    #[arg(long, conflicts_with_all = ["http3", "insecure", "cacert", "pin", "cert", "dev_cert"])]
     pub(crate) plaintext: bool,
 
     /// HTTP/3 only.

@@ -37,6 +37,9 @@ fn tls(args: &Args) -> Result<ClientTlsConfig, Failure> {
     } else if args.pin.is_empty() {
         tls = tls.with_system_roots();
     }
+    if args.dev_cert {
+        tls = tls.trust_dev_certificate();
+    }
     for pin in &args.pin {
         let path = std::path::Path::new(pin);
         tls = if path.exists() {

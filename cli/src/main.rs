@@ -41,8 +41,14 @@ impl Failure {
 
     /// A call that ended with `status`: exit 64 + its code.
     pub(crate) fn from_status(status: &Status) -> Failure {
+        let mut message = format!("{:?}: {}", status.code(), status.message());
+        if status.code() == grpc_h3::Code::Unavailable && status.message().contains("certificate") {
+            message.push_str(
+                "\n(on this command line: --cacert FILE trusts a CA, --dev-cert this user's development certificate, --pin FILE|SHA256 one certificate)",
+            );
+        }
         Failure {
-            message: format!("{:?}: {}", status.code(), status.message()),
+            message,
             exit: 64 + status.code() as u8,
             printed: false,
         }

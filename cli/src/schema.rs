@@ -193,9 +193,12 @@ impl Reflection {
                     other => other,
                 };
                 self.stream = Some(opened.map_err(|status| {
-                    Failure::from_status(&status).context(
-                        "asking the server's reflection service for the schema (pass --proto or --protoset if it has none)",
-                    )
+                    let doing = if status.code() == Code::Unimplemented {
+                        "the server has no reflection service: pass its schema with --proto or --protoset"
+                    } else {
+                        "asking the server's reflection service for the schema"
+                    };
+                    Failure::from_status(&status).context(doing)
                 })?);
             }
         }

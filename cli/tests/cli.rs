@@ -22,6 +22,10 @@ struct Target {
 
 /// Our server with what `interop_server` registers, plus the UserService.
 async fn serve() -> Target {
+    serve_with(DevCertificate::localhost().unwrap()).await
+}
+
+async fn serve_with(cert: DevCertificate) -> Target {
     let health = grpc_h3_health::HealthReporter::new();
     health.set_service_status(
         "grpc.testing.TestService",
@@ -33,7 +37,6 @@ async fn serve() -> Target {
         .register_encoded_file_descriptor_set(grpc_h3_examples::user::v1::FILE_DESCRIPTOR_SET)
         .build()
         .unwrap();
-    let cert = DevCertificate::localhost().unwrap();
     let bound = grpc_h3_tests::server::builder()
         .tls_identity(cert.cert_pem(), cert.key_pem())
         .add_service(health.service())
@@ -496,6 +499,19 @@ async fn lists_describes_and_calls_a_grpcio_server_through_its_reflection() {
     )
     .await;
     assert_eq!(healthy.code, 0, "{}", healthy.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_cert_trusts_this_users_development_certificate() {
+    let target = serve_with(DevCertificate::for_this_user().unwrap()).await;
+    let listed = grpc_h3(&["--dev-cert", "--http3", &target.address, "list"], "").await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let refused = grpc_h3(
+        &["--http3", "--connect-timeout", "2", &target.address, "list"],
+        "",
+    )
+    .await;
+    assert_eq!(refused.code, 64 + 14, "{}", refused.stderr);
 }
 
 #[tokio::test]
