@@ -133,6 +133,8 @@ fn print_metadata(what: &str, metadata: &Metadata) {
 /// What `-v` reports.
 struct Verbose {
     on: bool,
+    /// Connecting plus the reflection requests, when reflection was used.
+    connect_and_schema: Option<std::time::Duration>,
     started: Instant,
     first_byte: Option<std::time::Duration>,
 }
@@ -156,6 +158,13 @@ impl Verbose {
             print_metadata("response trailers", trailers);
         }
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        match self.connect_and_schema {
+            Some(before) => eprintln!(
+                "* timing: connect and schema (reflection) {:.2} ms, then the call:",
+                ms(before)
+            ),
+            None => eprintln!("* timing: connecting is part of the call's first byte:"),
+        }
         match self.first_byte {
             Some(first) => eprintln!(
                 "* timing: first byte {:.2} ms, total {:.2} ms",
@@ -174,6 +183,7 @@ pub(crate) async fn call(
     method: &MethodDescriptor,
     metadata: Metadata,
     args: &Args,
+    connect_and_schema: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
     let path = PathAndQuery::try_from(format!(
         "/{}/{}",
@@ -194,6 +204,7 @@ pub(crate) async fn call(
     let (mut messages, input_error) = requests(args.data.clone(), method.input());
     let mut verbose = Verbose {
         on: args.verbose,
+        connect_and_schema,
         started: Instant::now(),
         first_byte: None,
     };

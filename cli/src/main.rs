@@ -166,10 +166,13 @@ async fn run(args: Args) -> Result<(), Failure> {
                         "method {name:?}: expected pkg.Service/Method or pkg.Service.Method"
                     ))
                 })?;
+            let started = std::time::Instant::now();
             let pool = schema.pool_for(&[service]).await?;
+            // With reflection, connecting happened while fetching the schema.
+            let connect = matches!(schema, Schema::Reflection(_)).then(|| started.elapsed());
             let method = describe::method(&pool, &name)
                 .ok_or_else(|| Failure::usage(format!("the schema has no method {name:?}")))?;
-            call::call(&channel, &pool, &method, metadata, &args).await?;
+            call::call(&channel, &pool, &method, metadata, &args, connect).await?;
         }
         Command::Health(_) | Command::Completions(_) => unreachable!("handled above"),
     }
