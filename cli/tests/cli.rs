@@ -514,6 +514,47 @@ async fn dev_cert_trusts_this_users_development_certificate() {
     assert_eq!(refused.code, 64 + 14, "{}", refused.stderr);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_cert_and_key() {
+    let server_cert = DevCertificate::localhost().unwrap();
+    let client_cert = DevCertificate::generate(&["cli-client"]).unwrap();
+    let bound = grpc_h3_tests::server::builder()
+        .tls_identity(server_cert.cert_pem(), server_cert.key_pem())
+        .client_ca_certificate(client_cert.cert_pem(), grpc_h3::tls::ClientAuth::Required)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let port = bound.local_addr().unwrap().port();
+    tokio::spawn(bound.serve());
+    let dir = grpc_h3_tests::grpcio::tempdir(Path::new(SCRATCH), "cli-mtls");
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ca = write("ca.pem", server_cert.cert_pem());
+    let cert = write("client.pem", client_cert.cert_pem());
+    let key = write("client.key", client_cert.key_pem());
+    let protoset = dir.join("testing.protoset");
+    std::fs::write(&protoset, grpc_h3_tests::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let address = format!("localhost:{port}");
+    let call = |with_identity: bool| {
+        let mut args = vec!["--cacert".to_owned(), ca.clone(), "--http3".into()];
+        if with_identity {
+            args.extend(["--cert".into(), cert.clone(), "--key".into(), key.clone()]);
+        }
+        args.extend(["--protoset".into(), protoset.to_str().unwrap().into()]);
+        args.extend([address.clone(), "grpc.testing.TestService/EmptyCall".into()]);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            grpc_h3(&args, "").await
+        }
+    };
+    let accepted = call(true).await;
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let refused = call(false).await;
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+}
+
 #[tokio::test]
 async fn completions_and_help() {
     let bash = grpc_h3(&["completions", "bash"], "").await;

@@ -1,4 +1,4 @@
-//! grpc.health.v1 over real calls (HTTP/3 on loopback): Check, Watch
+//! grpc.health.v1 over real calls (HTTP/3 and HTTP/2 on loopback): Check, Watch
 //! (SERVICE_UNKNOWN keeps the stream open), List, and NOT_SERVING when the
 //! server starts draining, before its GOAWAY.
 
@@ -18,6 +18,10 @@ struct Running {
 }
 
 async fn serve(health: &HealthReporter, notice: Duration) -> Running {
+    serve_over(health, notice, Transport::Http3).await
+}
+
+async fn serve_over(health: &HealthReporter, notice: Duration, transport: Transport) -> Running {
     let cert = DevCertificate::localhost().unwrap();
     let bound = Server::builder()
         .tls_identity(cert.cert_pem(), cert.key_pem())
@@ -33,7 +37,7 @@ async fn serve(health: &HealthReporter, notice: Duration) -> Running {
     }));
     let channel = Channel::builder(format!("https://127.0.0.1:{port}"))
         .tls_config(ClientTlsConfig::new().ca_certificate(cert.cert_pem()))
-        .transport(Transport::Http3)
+        .transport(transport)
         .build()
         .unwrap();
     Running {
@@ -58,9 +62,18 @@ async fn check(client: &HealthClient, service: &str) -> Result<ServingStatus, Co
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_and_list_report_what_the_reporter_set() {
+async fn check_and_list_report_what_the_reporter_set_over_http3() {
+    check_and_list_report_what_the_reporter_set(Transport::Http3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_list_report_what_the_reporter_set_over_http2() {
+    check_and_list_report_what_the_reporter_set(Transport::Http2).await;
+}
+
+async fn check_and_list_report_what_the_reporter_set(transport: Transport) {
     let health = HealthReporter::new();
-    let server = serve(&health, Duration::ZERO).await;
+    let server = serve_over(&health, Duration::ZERO, transport).await;
     let client = HealthClient::new(server.channel.clone());
     assert_eq!(check(&client, "").await, Ok(ServingStatus::Serving));
     assert_eq!(check(&client, "test.Echo").await, Err(Code::NotFound));
@@ -94,9 +107,18 @@ async fn check_and_list_report_what_the_reporter_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_on_an_unknown_service_stays_open_and_streams_changes() {
+async fn watch_on_an_unknown_service_stays_open_and_streams_changes_over_http3() {
+    watch_on_an_unknown_service_stays_open_and_streams_changes(Transport::Http3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_on_an_unknown_service_stays_open_and_streams_changes_over_http2() {
+    watch_on_an_unknown_service_stays_open_and_streams_changes(Transport::Http2).await;
+}
+
+async fn watch_on_an_unknown_service_stays_open_and_streams_changes(transport: Transport) {
     let health = HealthReporter::new();
-    let server = serve(&health, Duration::ZERO).await;
+    let server = serve_over(&health, Duration::ZERO, transport).await;
     let client = HealthClient::new(server.channel.clone());
     let mut updates = client
         .watch(named("test.Later"))
