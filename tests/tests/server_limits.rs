@@ -340,3 +340,35 @@ async fn header_blocks_with_more_fields_than_h3_can_hold_never_panic() {
         server.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_credit_starts_small_and_grows_to_the_limit_with_use() {
+    // A connection starts with credit for 32 request streams; holding
+    // open calls must raise it, by doubling, to the configured 100.
+    let server = start_server(|b| b.max_concurrent_streams(100));
+    let channel = grpc_h3::Channel::builder(format!("https://127.0.0.1:{}", server.addr.port()))
+        .tls_config(grpc_h3::tls::ClientTlsConfig::new().ca_certificate(server.cert.cert_pem()))
+        .transport(grpc_h3::Transport::Http3)
+        .build()
+        .unwrap();
+    let client = TestServiceClient::new(channel);
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let (keep, requests) =
+            tokio::sync::mpsc::channel::<grpc_h3_tests::pb::StreamingOutputCallRequest>(1);
+        let client = client.clone();
+        let call = tokio::spawn(async move {
+            client
+                .full_duplex_call(tokio_stream::wrappers::ReceiverStream::new(requests))
+                .await
+        });
+        held.push((keep, call));
+    }
+    server
+        .wait_for("all 100 calls running in their handlers at once", |_| {
+            server.probe.started.load(Ordering::SeqCst) == 100
+        })
+        .await;
+    drop(held);
+    serves_others(&server).await;
+}

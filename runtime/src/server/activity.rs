@@ -35,6 +35,11 @@ impl Activity {
         OpenCall(self.clone())
     }
 
+    /// How many calls are open now.
+    pub(crate) fn open_calls(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
     /// Resolves when no call is open.
     pub(crate) async fn quiet(&self) {
         loop {

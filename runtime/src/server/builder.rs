@@ -337,7 +337,10 @@ impl ServerBuilder {
             Some(transport) => transport.clone(),
             None => Arc::new(transport::transport_config(
                 Side::Server {
-                    max_concurrent_streams: self.config.max_concurrent_streams,
+                    max_concurrent_streams: self
+                        .config
+                        .max_concurrent_streams
+                        .min(transport::INITIAL_STREAM_CREDIT),
                 },
                 self.config.idle_timeout,
                 keep_alive,
@@ -484,7 +487,9 @@ impl ServerBuilder {
             }
             super::router::Front::Layered(service)
         };
-        let mut shared = Shared::new(self.config, service, ready.keep_alive);
+        let mut config = self.config;
+        config.ramp_stream_credit = self.quic_transport.is_none();
+        let mut shared = Shared::new(config, service, ready.keep_alive);
         if serves_h2 && self.listen != Listen::H2c {
             let tls = ready.tls.as_ref().ok_or_else(|| {
                 Error::config("HTTP/2 with TLS needs a TLS identity, or `.listen(Listen::H2c)`")

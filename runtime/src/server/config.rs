@@ -17,6 +17,10 @@ pub(crate) struct ServerConfig {
     pub(crate) accept_compression: EnabledEncodings,
     pub(crate) send_compression: EnabledEncodings,
     pub(crate) max_concurrent_streams: u32,
+    /// Whether HTTP/3 connections start with less stream credit than
+    /// `max_concurrent_streams` and grow it with use (our own QUIC
+    /// transport config only; a user's is left as it is).
+    pub(crate) ramp_stream_credit: bool,
     pub(crate) idle_timeout: Duration,
     /// `None`: a third of the idle timeout; `Some(None)`: off.
     pub(crate) keep_alive_interval: Option<Option<Duration>>,
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             accept_compression: EnabledEncodings::all(),
             send_compression: EnabledEncodings::default(),
             max_concurrent_streams: 256,
+            ramp_stream_credit: true,
             idle_timeout: Duration::from_secs(30),
             keep_alive_interval: None,
             grace_period: Duration::from_secs(10),
@@ -115,9 +120,11 @@ impl ServerBuilder {
 
     /// How many calls one client connection may have open at once; further
     /// calls wait for a slot on the client. quinn reserves state for every
-    /// allowed stream, about 70 bytes each per connection (20,000 streams
-    /// cost 1.4 MiB per connection), so raise it only as far as needed.
-    /// Default: 256.
+    /// stream it allows, about 80 bytes each per connection, so an HTTP/3
+    /// connection starts with credit for 32 streams and doubles it, up to
+    /// this limit, whenever half of it is in use: idle connections stay
+    /// small, and a client opening many calls at once waits about one
+    /// round trip per doubling. Default: 256.
     #[must_use]
     pub fn max_concurrent_streams(mut self, limit: u32) -> Self {
         self.config.max_concurrent_streams = limit;

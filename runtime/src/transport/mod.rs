@@ -20,6 +20,10 @@ pub(crate) const MAX_HEADER_LIST_SIZE_CEILING: u64 = 24_576 * 32;
 /// which are read no further than their type.
 const MAX_UNI_STREAMS: u32 = 16;
 
+/// The request streams a new HTTP/3 connection may open at first; the
+/// server raises it with use (see `server::h3::connection::StreamCredit`).
+pub(crate) const INITIAL_STREAM_CREDIT: u32 = 32;
+
 /// The UDP socket buffers grpc-h3 asks for, each way: 8 MiB. The kernel's
 /// usual default (about 200 KiB) overflows at a few thousand packets in
 /// flight, and a QUIC endpoint under load then loses packets before QUIC

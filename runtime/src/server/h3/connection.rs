@@ -15,6 +15,7 @@ use crate::server::activity::Activity;
 use crate::server::stats::Held;
 use crate::server::Shared;
 use crate::transport::quic::{self, ConnState, ServerStreams, StopSignals};
+use crate::transport::INITIAL_STREAM_CREDIT;
 
 /// H3_NO_ERROR.
 const NO_ERROR: u32 = 0x100;
@@ -195,6 +196,7 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     });
     let mut accepted: u64 = 0;
     let mut closing = false;
+    let mut credit = StreamCredit::new(&shared.config);
     loop {
         let goaway = tokio::select! {
             result = h3_conn.accept() => match result {
@@ -203,6 +205,9 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     // Counted before the task runs, so that the idle timer
                     // never sees an accepted call as absent.
                     let call = ctx.activity.open_call();
+                    if let Some(raised) = credit.after_accept(ctx.activity.open_calls()) {
+                        conn.set_max_concurrent_bi_streams(raised.into());
+                    }
                     let task = Held::enter(&shared, |s| &s.meters.tasks);
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
@@ -248,9 +253,61 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     conn.close(quinn::VarInt::from_u32(NO_ERROR), b"");
 }
 
+/// Stream credit that grows with use: quinn keeps state for every stream
+/// it allows, so a connection starts with [`INITIAL_STREAM_CREDIT`] and
+/// doubles it, up to the configured limit, once half is in use.
+#[derive(Debug)]
+struct StreamCredit {
+    now: u32,
+    max: u32,
+}
+
+impl StreamCredit {
+    fn new(config: &crate::server::config::ServerConfig) -> StreamCredit {
+        let max = config.max_concurrent_streams;
+        StreamCredit {
+            now: if config.ramp_stream_credit {
+                max.min(INITIAL_STREAM_CREDIT)
+            } else {
+                max
+            },
+            max,
+        }
+    }
+
+    /// The new credit when `open` calls use half of it or more.
+    fn after_accept(&mut self, open: usize) -> Option<u32> {
+        if self.now >= self.max || open < (self.now / 2) as usize {
+            return None;
+        }
+        self.now = self.now.saturating_mul(2).min(self.max);
+        Some(self.now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_credit_doubles_at_half_use_up_to_the_limit() {
+        let config = crate::server::config::ServerConfig {
+            max_concurrent_streams: 100,
+            ..Default::default()
+        };
+        let mut credit = StreamCredit::new(&config);
+        assert_eq!(credit.now, INITIAL_STREAM_CREDIT);
+        assert_eq!(credit.after_accept(15), None);
+        assert_eq!(credit.after_accept(16), Some(64));
+        assert_eq!(credit.after_accept(31), None);
+        assert_eq!(credit.after_accept(32), Some(100));
+        assert_eq!(credit.after_accept(100), None);
+        let fixed = crate::server::config::ServerConfig {
+            ramp_stream_credit: false,
+            ..config
+        };
+        assert_eq!(StreamCredit::new(&fixed).now, 100);
+    }
 
     #[test]
     fn the_early_reset_budget_refills_over_its_period() {
