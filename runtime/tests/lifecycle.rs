@@ -239,7 +239,14 @@ async fn grace_period_expiry_makes_the_server_drop_calls(t: Transport) {
         matches!(status.code(), Code::Cancelled | Code::Unavailable),
         "{status:?}"
     );
-    assert_eq!(server.stats.dropped.load(Ordering::SeqCst), 1);
+    // The client may hear of the close before the server's task has
+    // dropped the handler: wait for the drop rather than race it.
+    server
+        .stats
+        .wait_for("the handler to be dropped", |s| {
+            s.dropped.load(Ordering::SeqCst) == 1
+        })
+        .await;
     server.wait_stopped().await;
 }
 }
