@@ -10,7 +10,6 @@ mod schema;
 
 use std::process::ExitCode;
 
-use base64::Engine;
 use clap::{CommandFactory, Parser};
 use grpc_h3::{Metadata, Request, Status};
 use grpc_h3_health::pb::health_client::HealthClient;
@@ -76,16 +75,7 @@ fn metadata(headers: &[String]) -> Result<Metadata, Failure> {
             .split_once(':')
             .ok_or_else(|| Failure::usage(format!("-H {header:?}: expected 'key: value'")))?;
         let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
-        let added = if key.ends_with("-bin") {
-            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(value.trim_end_matches('='))
-                .map_err(|e| {
-                    Failure::usage(format!("-H {header:?}: a -bin value is base64: {e}"))
-                })?;
-            metadata.append_bin(&key, bytes)
-        } else {
-            metadata.append(&key, value)
-        };
+        let added = metadata.append_wire(&key, value);
         added.map_err(|e| Failure::usage(format!("-H {header:?}: {e}")))?;
     }
     Ok(metadata)

@@ -206,6 +206,28 @@ impl Metadata {
         Ok(())
     }
 
+    /// Adds a value written as it travels on the wire, as tools take it
+    /// from a user: base64 (padded or not) for a key ending in `-bin`,
+    /// decoded; plain ASCII otherwise. Keeps previous values of `key`.
+    ///
+    /// ```
+    /// let mut metadata = grpc_h3_core::Metadata::new();
+    /// metadata.append_wire("trace-bin", "AAEC").unwrap();
+    /// metadata.append_wire("trace-bin", "AAE=").unwrap();
+    /// metadata.append_wire("tenant", "acme").unwrap();
+    /// let values: Vec<_> = metadata.get_all_bin("trace-bin").map(Result::unwrap).collect();
+    /// assert_eq!(values, [&[0u8, 1, 2][..], &[0, 1][..]]);
+    /// ```
+    pub fn append_wire(&mut self, key: &str, value: &str) -> Result<(), MetadataError> {
+        if key.ends_with("-bin") {
+            let bytes = decode_binary(value.as_bytes())
+                .map_err(|_| MetadataError::InvalidBase64(key.to_owned()))?;
+            self.append_bin(key, bytes)
+        } else {
+            self.append(key, value)
+        }
+    }
+
     /// The first ASCII value of `key`, if present and printable.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.headers.get(key).and_then(|v| v.to_str().ok())
