@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use grpc_h3::client::Grpc;
 use grpc_h3::codec::Codec;
-use grpc_h3::{Channel, Metadata, Request, Status, Streaming, Transport};
+use grpc_h3::{CancellationToken, Channel, Metadata, Request, Status, Streaming, Transport};
 use grpc_h3_types::StatusExt;
 use http::uri::PathAndQuery;
 use prost::Message;
@@ -50,10 +50,14 @@ impl Codec for DynamicCodec {
 type InputError = Arc<Mutex<Option<String>>>;
 
 /// Request messages from `-d`: parsed on a thread (stdin may be a slow
-/// pipe) and handed over one at a time, so streams start at once.
+/// pipe) and handed over one at a time, so streams start at once. A
+/// message that does not parse cancels `abort`, so that a streaming call
+/// is cancelled rather than ended: the server must not take what was sent
+/// so far for the whole request.
 fn requests(
     data: Option<String>,
     input: MessageDescriptor,
+    abort: CancellationToken,
 ) -> (mpsc::Receiver<DynamicMessage>, InputError) {
     let (sender, receiver) = mpsc::channel(1);
     let error = InputError::default();
@@ -79,6 +83,7 @@ fn requests(
                         }
                         Err(message) => {
                             *failed.lock().unwrap() = Some(message);
+                            abort.cancel();
                             return;
                         }
                     }
@@ -199,9 +204,14 @@ pub(crate) async fn call(
         output: method.output(),
     };
     let timeout = crate::connect::max_time(args)?;
+    let abort = CancellationToken::new();
     let single_request = |message| request(message, &metadata, timeout);
-    let stream_request = |messages| request(ReceiverStream::new(messages), &metadata, timeout);
-    let (mut messages, input_error) = requests(args.data.clone(), method.input());
+    let stream_request = |messages| {
+        let mut request = request(ReceiverStream::new(messages), &metadata, timeout);
+        request.set_cancellation(abort.clone());
+        request
+    };
+    let (mut messages, input_error) = requests(args.data.clone(), method.input(), abort.clone());
     let mut verbose = Verbose {
         on: args.verbose,
         connect_and_schema,
@@ -212,6 +222,10 @@ pub(crate) async fn call(
         eprintln!("* calling {} on {}", method.full_name(), channel_uri(args));
     }
     let failed = |status: Status, verbose: &Verbose| {
+        // Bad request data cancelled the call: that is what to report.
+        if let Some(failure) = input_failure(&input_error) {
+            return failure;
+        }
         verbose.end(Some(status.metadata()));
         print_status(&status, pool);
         Failure::from_status(&status).printed()

@@ -325,6 +325,51 @@ async fn schema_from_proto_and_protoset_files_without_reflection() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_message_mid_stream_cancels_the_call_instead_of_ending_it() {
+    use std::sync::atomic::Ordering;
+    let target = serve().await;
+    let ca = target.ca.to_str().unwrap();
+    let run = grpc_h3(
+        &[
+            "--cacert",
+            ca,
+            "--http3",
+            "-d",
+            "@",
+            &target.address,
+            "grpc.testing.TestService/StreamingInputCall",
+        ],
+        "{\"payload\": {\"body\": \"AAA=\"}}\n{\"nope\": 1}\n",
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("request message #2"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // The server saw a cancelled call, not a one-message request: the
+    // handler never finished (it may not have started: the reset can
+    // arrive before the request's headers are processed). Before the fix
+    // it ran to the end on the first message: (1 started, 1 finished).
+    let p = &target.probe;
+    let counts = || {
+        (
+            p.started.load(Ordering::SeqCst),
+            p.finished.load(Ordering::SeqCst),
+            p.dropped.load(Ordering::SeqCst),
+        )
+    };
+    for _ in 0..400 {
+        let (started, _, dropped) = counts();
+        if started == dropped {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let (started, finished, dropped) = counts();
+    assert_eq!(finished, 0, "{:?}", counts());
+    assert_eq!(started, dropped, "{:?}", counts());
+}
+
 #[tokio::test]
 async fn completions_and_help() {
     let bash = grpc_h3(&["completions", "bash"], "").await;

@@ -145,3 +145,43 @@ async fn mutual_tls_with_cert_and_key() {
     let refused = call(false).await;
     assert_ne!(refused.code, 0, "{}", refused.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_and_missing_reflection_services() {
+    let cert = DevCertificate::localhost().unwrap();
+    let dir = grpc_h3_tests::grpcio::tempdir(Path::new(SCRATCH), "cli-reflection-kinds");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert_pem()).unwrap();
+    let ca = ca.to_str().unwrap();
+    let reflection = grpc_h3_reflection::Builder::new()
+        .register_encoded_file_descriptor_set(grpc_h3_tests::pb::FILE_DESCRIPTOR_SET)
+        .build()
+        .unwrap();
+    // Only v1alpha, as older servers have; then no reflection at all.
+    for with_v1alpha in [true, false] {
+        let mut builder =
+            grpc_h3_tests::server::builder().tls_identity(cert.cert_pem(), cert.key_pem());
+        if with_v1alpha {
+            builder = builder.add_service(reflection.v1alpha());
+        }
+        let bound = builder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = format!("localhost:{}", bound.local_addr().unwrap().port());
+        tokio::spawn(bound.serve());
+        let listed = grpc_h3(&["--cacert", ca, "--http3", &address, "list"], "").await;
+        if with_v1alpha {
+            assert_eq!(listed.code, 0, "{}", listed.stderr);
+            assert!(
+                listed.stdout.contains("grpc.testing.TestService\n"),
+                "{}",
+                listed.stdout
+            );
+        } else {
+            assert_eq!(listed.code, 64 + 12, "{}", listed.stderr);
+            assert!(
+                listed.stderr.contains("--proto or --protoset"),
+                "{}",
+                listed.stderr
+            );
+        }
+    }
+}

@@ -17,6 +17,8 @@ pub const SCRATCH: &str = env!("CARGO_TARGET_TMPDIR");
 pub struct Target {
     pub address: String,
     pub ca: PathBuf,
+    /// What the interop service's handlers did.
+    pub probe: std::sync::Arc<grpc_h3_tests::server::HandlerProbe>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -37,7 +39,9 @@ pub async fn serve_with(cert: DevCertificate) -> Target {
         .register_encoded_file_descriptor_set(grpc_h3_examples::user::v1::FILE_DESCRIPTOR_SET)
         .build()
         .unwrap();
-    let bound = grpc_h3_tests::server::builder()
+    let service = grpc_h3_tests::server::TestService::default();
+    let probe = service.probe.clone();
+    let bound = grpc_h3_tests::server::builder_with(service)
         .tls_identity(cert.cert_pem(), cert.key_pem())
         .add_service(health.service())
         .add_service(reflection.v1())
@@ -58,6 +62,7 @@ pub async fn serve_with(cert: DevCertificate) -> Target {
     Target {
         address: format!("localhost:{port}"),
         ca,
+        probe,
         _stop: stop,
     }
 }
