@@ -189,6 +189,12 @@ pub fn compress(
         CompressionEncoding::Zstd => {
             let mut encoder = zstd::stream::write::Encoder::new(bytes::BufMut::writer(out), 3)
                 .map_err(|e| Status::internal(format!("zstd compression failed: {e}")))?;
+            // With the size known, zstd sizes its window and tables to the
+            // message instead of the level's 2 MiB default: 4 us instead of
+            // 23 us for a 250-byte message.
+            encoder
+                .set_pledged_src_size(Some(input.len() as u64))
+                .map_err(|e| Status::internal(format!("zstd compression failed: {e}")))?;
             std::io::Write::write_all(&mut encoder, input)
                 .and_then(|()| encoder.finish().map(drop))
                 .map_err(|e| Status::internal(format!("zstd compression failed: {e}")))
