@@ -46,14 +46,16 @@ impl Codec for DynamicCodec {
     }
 }
 
-/// A parse failure of the request data, seen after the call.
-type InputError = Arc<Mutex<Option<String>>>;
+/// A parse failure of the request data, seen after the call, with the
+/// request sender, kept so the stream does not end before the
+/// cancellation is seen.
+type InputError = Arc<Mutex<Option<(String, mpsc::Sender<DynamicMessage>)>>>;
 
 /// Request messages from `-d`: parsed on a thread (stdin may be a slow
 /// pipe) and handed over one at a time, so streams start at once. A
-/// message that does not parse cancels `abort`, so that a streaming call
-/// is cancelled rather than ended: the server must not take what was sent
-/// so far for the whole request.
+/// message that does not parse cancels `abort`, and the request stream is
+/// kept open, so that a streaming call is cancelled rather than ended: the
+/// server must not take what was sent so far for the whole request.
 fn requests(
     data: Option<String>,
     input: MessageDescriptor,
@@ -75,34 +77,34 @@ fn requests(
         let send =
             |values: &mut dyn Iterator<Item = Result<serde_json::Value, serde_json::Error>>| {
                 for (i, value) in values.enumerate() {
-                    match parse(i + 1, value) {
-                        Ok(message) => {
-                            if sender.blocking_send(message).is_err() {
-                                return;
-                            }
-                        }
-                        Err(message) => {
-                            *failed.lock().unwrap() = Some(message);
-                            abort.cancel();
-                            return;
-                        }
+                    if sender.blocking_send(parse(i + 1, value)?).is_err() {
+                        break;
                     }
                 }
+                Ok(())
             };
-        match data.as_deref() {
-            None => {}
+        let sent: Result<(), String> = match data.as_deref() {
+            None => Ok(()),
             Some("@") => {
                 let stdin = std::io::stdin();
                 send(&mut serde_json::Deserializer::from_reader(stdin.lock()).into_iter())
             }
             Some(text) => send(&mut serde_json::Deserializer::from_str(text).into_iter()),
+        };
+        if let Err(message) = sent {
+            *failed.lock().unwrap() = Some((message, sender));
+            abort.cancel();
         }
     });
     (receiver, error)
 }
 
 fn input_failure(error: &InputError) -> Option<Failure> {
-    error.lock().unwrap().take().map(Failure::usage)
+    error
+        .lock()
+        .unwrap()
+        .take()
+        .map(|(message, _sender)| Failure::usage(message))
 }
 
 /// Prints `message` as canonical protobuf JSON.
@@ -234,12 +236,20 @@ pub(crate) async fn call(
     let single = if method.is_client_streaming() {
         None
     } else {
-        // One request: the data's only message, or an empty one.
-        let first = messages.recv().await;
+        // One request: the data's only message, or an empty one. Bad data
+        // keeps the sender open and cancels `abort` instead.
+        let mut next = async || {
+            tokio::select! {
+                message = messages.recv() => message,
+                () = abort.cancelled() => None,
+            }
+        };
+        let first = next().await;
+        let second = next().await;
         if let Some(failure) = input_failure(&input_error) {
             return Err(failure);
         }
-        if messages.recv().await.is_some() {
+        if second.is_some() {
             return Err(Failure::usage(format!(
                 "{} takes one request message; the data holds more",
                 method.full_name()

@@ -37,6 +37,8 @@ pub struct HandlerProbe {
     pub started: AtomicUsize,
     /// Handlers that returned a reply.
     pub finished: AtomicUsize,
+    /// Of those, replies that are errors without a message (Trailers-Only).
+    pub failed: AtomicUsize,
     /// Handlers dropped before they returned (the call was cancelled).
     pub dropped: AtomicUsize,
 }
@@ -61,6 +63,9 @@ impl Future for Probed {
         }
         let reply = ready!(self.call.as_mut().poll(cx));
         self.finished = true;
+        if matches!(&reply, Ok(response) if response.headers().contains_key("grpc-status")) {
+            self.probe.failed.fetch_add(1, Ordering::SeqCst);
+        }
         self.probe.finished.fetch_add(1, Ordering::SeqCst);
         Poll::Ready(reply)
     }
