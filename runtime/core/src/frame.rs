@@ -23,6 +23,10 @@ pub(crate) fn too_large(what: &str, len: u64, limit: usize) -> Status {
     ))
 }
 
+/// Room reserved when an empty encoder starts a frame: small messages
+/// then share one allocation, reused from frame to frame.
+const APPEND_RESERVE: usize = 8 * 1024;
+
 /// Turns messages into frames.
 #[derive(Debug)]
 pub struct FrameEncoder {
@@ -51,29 +55,62 @@ impl FrameEncoder {
 
     /// Encodes one message into a complete frame.
     pub fn encode<C: Codec>(&mut self, codec: &mut C, item: C::Encode) -> Result<Bytes, Status> {
+        self.append_frame(codec, item)?;
+        Ok(self.take())
+    }
+
+    /// Encodes one message as a frame after the ones already buffered, so
+    /// that several small messages leave as one piece of memory (see
+    /// [`take`](Self::take)). On error nothing is added.
+    pub fn append<C: Codec>(&mut self, codec: &mut C, item: C::Encode) -> Result<(), Status> {
+        if self.buf.is_empty() {
+            // Reuses the previous allocation once what was taken from it
+            // has been dropped (sent), instead of allocating anew.
+            self.buf.reserve(APPEND_RESERVE);
+        }
+        self.append_frame(codec, item)
+    }
+
+    fn append_frame<C: Codec>(&mut self, codec: &mut C, item: C::Encode) -> Result<(), Status> {
+        let start = self.buf.len();
         self.buf.reserve(HEADER_LEN);
         self.buf.put_bytes(0, HEADER_LEN);
         let compression = self.compression.filter(|_| codec.compress(&item));
-        let flag = match compression {
-            None => {
-                codec.encode(item, &mut self.buf)?;
-                0
-            }
+        let encoded = match compression {
+            None => codec.encode(item, &mut self.buf).map(|()| 0),
             Some(encoding) => {
                 self.scratch.clear();
-                codec.encode(item, &mut self.scratch)?;
-                compression::compress(encoding, &self.scratch, &mut self.buf)?;
-                1
+                codec
+                    .encode(item, &mut self.scratch)
+                    .and_then(|()| compression::compress(encoding, &self.scratch, &mut self.buf))
+                    .map(|()| 1)
             }
         };
-        let len = self.buf.len() - HEADER_LEN;
+        let flag = match encoded {
+            Ok(flag) => flag,
+            Err(status) => {
+                self.buf.truncate(start);
+                return Err(status);
+            }
+        };
+        let len = self.buf.len() - start - HEADER_LEN;
         if len > self.max_message_size {
-            self.buf.clear();
+            self.buf.truncate(start);
             return Err(too_large("message", len as u64, self.max_message_size));
         }
-        self.buf[0] = flag;
-        self.buf[1..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(self.buf.split().freeze())
+        self.buf[start] = flag;
+        self.buf[start + 1..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
+    }
+
+    /// Bytes of the frames appended and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The frames appended since the last call, as one buffer.
+    pub fn take(&mut self) -> Bytes {
+        self.buf.split().freeze()
     }
 }
 
@@ -270,6 +307,27 @@ mod tests {
                 .unwrap()
                 .len(),
             8
+        );
+    }
+
+    #[test]
+    fn appended_frames_are_taken_together_and_a_refused_one_leaves_no_trace() {
+        let mut enc = FrameEncoder::new(None, 4);
+        enc.append(&mut BytesCodec, Bytes::from_static(b"ab"))
+            .unwrap();
+        let refused = enc.append(&mut BytesCodec, Bytes::from_static(b"abcde"));
+        assert_eq!(refused.unwrap_err().code(), Code::ResourceExhausted);
+        enc.append(&mut BytesCodec, Bytes::from_static(b""))
+            .unwrap();
+        assert_eq!(enc.buffered(), 7 + 5);
+        let mut wire = frame(b"ab");
+        wire.extend(frame(b""));
+        assert_eq!(&enc.take()[..], &wire[..]);
+        assert_eq!(enc.buffered(), 0);
+        assert_eq!(
+            &enc.encode(&mut BytesCodec, Bytes::from_static(b"x"))
+                .unwrap()[..],
+            &frame(b"x")[..]
         );
     }
 

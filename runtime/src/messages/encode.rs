@@ -8,15 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_core::Stream;
 use grpc_h3_core::{protocol, Codec, FrameEncoder, Metadata, Status};
 use http::HeaderMap;
 use http_body::Frame;
 
-/// Frames below this size are coalesced with the ones ready after them.
-const COALESCE_BELOW: usize = 16 * 1024;
-/// The most one coalesced DATA frame holds.
+/// A DATA frame takes no more messages once it holds this much.
 const BATCH_BYTES: usize = 64 * 1024;
 
 type Messages<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
@@ -113,10 +111,6 @@ impl<C: Codec> EncodeBody<C> {
         status.write_trailers(&mut headers);
         Some(Ok(Frame::trailers(headers)))
     }
-
-    fn encode(&mut self, message: C::Encode) -> Result<Bytes, Status> {
-        self.frames.encode(&mut self.codec, message)
-    }
 }
 
 /// Polls a handler's stream, turning a panic into an INTERNAL status.
@@ -152,10 +146,8 @@ impl<C: Codec> http_body::Body for EncodeBody<C> {
         if let Some(end) = this.pending_end.take() {
             return Poll::Ready(this.end(end));
         }
-        // The frames ready now: one, or small ones coalesced into one DATA
+        // The messages ready now, framed one after another into one DATA
         // frame (nothing waits for messages that are not ready).
-        let mut single: Option<Bytes> = None;
-        let mut batch: Option<BytesMut> = None;
         loop {
             let next = match this.first.take() {
                 Some(message) => Poll::Ready(Some(Ok(message))),
@@ -165,40 +157,15 @@ impl<C: Codec> http_body::Body for EncodeBody<C> {
                 },
             };
             match next {
-                Poll::Ready(Some(Ok(message))) => match this.encode(message) {
-                    Ok(frame) => {
-                        let len = match (&mut batch, single.take()) {
-                            (Some(batch), _) => {
-                                batch.extend_from_slice(&frame);
-                                batch.len()
-                            }
-                            (None, None) if frame.len() >= COALESCE_BELOW => {
-                                single = Some(frame);
-                                break;
-                            }
-                            (None, None) => {
-                                let len = frame.len();
-                                single = Some(frame);
-                                len
-                            }
-                            (None, Some(previous)) => {
-                                let mut joined = BytesMut::with_capacity(BATCH_BYTES);
-                                joined.extend_from_slice(&previous);
-                                joined.extend_from_slice(&frame);
-                                let len = joined.len();
-                                batch = Some(joined);
-                                len
-                            }
-                        };
-                        if len >= BATCH_BYTES {
-                            break;
-                        }
-                    }
-                    Err(status) => {
+                Poll::Ready(Some(Ok(message))) => {
+                    if let Err(status) = this.frames.append(&mut this.codec, message) {
                         this.pending_end = Some(Some(status));
                         break;
                     }
-                },
+                    if this.frames.buffered() >= BATCH_BYTES {
+                        break;
+                    }
+                }
                 Poll::Ready(Some(Err(status))) => {
                     this.pending_end = Some(Some(status));
                     break;
@@ -210,12 +177,12 @@ impl<C: Codec> http_body::Body for EncodeBody<C> {
                 Poll::Pending => break,
             }
         }
-        match batch.map(BytesMut::freeze).or(single) {
-            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-            None => match this.pending_end.take() {
-                Some(end) => Poll::Ready(this.end(end)),
-                None => Poll::Pending,
-            },
+        if this.frames.buffered() > 0 {
+            return Poll::Ready(Some(Ok(Frame::data(this.frames.take()))));
+        }
+        match this.pending_end.take() {
+            Some(end) => Poll::Ready(this.end(end)),
+            None => Poll::Pending,
         }
     }
 
