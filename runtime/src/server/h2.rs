@@ -13,11 +13,11 @@ use http::HeaderValue;
 use http_body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
 use super::activity::{Activity, OpenCall};
 use super::front::{self, Call};
+use super::signal::Fired;
 use super::stats::Held;
 use super::Shared;
 use crate::errors::CancelStream;
@@ -30,17 +30,17 @@ use crate::Body;
 pub(crate) struct Guarded {
     inner: Body,
     deadline: Option<Pin<Box<Sleep>>>,
-    abort: Pin<Box<WaitForCancellationFutureOwned>>,
+    abort: Fired,
     call: Option<Call>,
     _open: Option<OpenCall>,
 }
 
 impl Guarded {
-    fn plain(inner: Body, abort: WaitForCancellationFutureOwned) -> Guarded {
+    fn plain(inner: Body, abort: Fired) -> Guarded {
         Guarded {
             inner,
             deadline: None,
-            abort: Box::pin(abort),
+            abort,
             call: None,
             _open: None,
         }
@@ -63,7 +63,7 @@ impl http_body::Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, CancelStream>>> {
         let this = &mut *self;
-        if this.abort.as_mut().poll(cx).is_ready() {
+        if Pin::new(&mut this.abort).poll(cx).is_ready() {
             this.finish(None);
             return Poll::Ready(Some(Err(CancelStream::new("the server is shutting down"))));
         }
@@ -134,7 +134,7 @@ impl Connection {
     ) -> Result<http::Response<Guarded>, CancelStream> {
         let shared = &self.shared;
         let mut request = request.map(Body::new);
-        let abort = || shared.abort.clone().cancelled_owned();
+        let abort = || shared.abort.fired();
         let call = match front::admit(&mut request, shared, self.peer.clone(), self.transport) {
             Ok(call) => call,
             Err(answer) => return Ok(self.with_alt_svc(answer.map(|b| Guarded::plain(b, abort())))),
@@ -145,12 +145,12 @@ impl Connection {
         let response = tokio::select! {
             response = front::respond(shared, request).instrument(span) => response,
             () = until(deadline) => return Err(CancelStream::new("deadline exceeded")),
-            () = shared.abort.cancelled() => return Err(CancelStream::new("the server is shutting down")),
+            () = shared.abort.fired() => return Err(CancelStream::new("the server is shutting down")),
         };
         let response = response.map(|inner| Guarded {
             inner,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            abort: Box::pin(abort()),
+            abort: abort(),
             call: Some(call),
             _open: Some(open),
         });
@@ -268,7 +268,7 @@ pub(crate) async fn serve(tcp: Box<dyn Io>, addr: std::net::SocketAddr, shared: 
                 }
                 return;
             }
-            () = shared.drain.cancelled(), if !closing => {
+            () = shared.drain.fired(), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
@@ -277,7 +277,7 @@ pub(crate) async fn serve(tcp: Box<dyn Io>, addr: std::net::SocketAddr, shared: 
                 shared.meters.counters.idle_closes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 connection.as_mut().graceful_shutdown();
             }
-            () = shared.abort.cancelled(), if flush_until.is_none() => {
+            () = shared.abort.fired(), if flush_until.is_none() => {
                 if !closing {
                     closing = true;
                     connection.as_mut().graceful_shutdown();

@@ -35,6 +35,7 @@ pub(crate) mod grpc;
 mod h2;
 mod h3;
 mod router;
+mod signal;
 mod stats;
 
 use std::convert::Infallible;
@@ -45,7 +46,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 pub use builder::{Listen, ServerBuilder};
@@ -55,6 +55,7 @@ pub use grpc::{
     ServiceSettings,
 };
 pub(crate) use router::RouteService;
+use signal::Signal;
 pub use stats::ServerStats;
 use stats::{Gauge, Held, Meters};
 
@@ -146,10 +147,10 @@ pub(crate) struct Shared {
     pub(crate) meters: Meters,
     /// Notified when a gauge reaches zero.
     pub(crate) drained: Notify,
-    /// Cancelled when graceful shutdown starts (GOAWAY everywhere).
-    pub(crate) drain: CancellationToken,
-    /// Cancelled when the grace period is over (reset what is left).
-    pub(crate) abort: CancellationToken,
+    /// Fires when graceful shutdown starts (GOAWAY everywhere).
+    pub(crate) drain: Signal,
+    /// Fires when the grace period is over (reset what is left).
+    pub(crate) abort: Signal,
 }
 
 impl Shared {
@@ -176,8 +177,8 @@ impl Shared {
             h2_tls: None,
             meters,
             drained: Notify::new(),
-            drain: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            drain: Signal::default(),
+            abort: Signal::default(),
         }
     }
 }
@@ -346,7 +347,7 @@ impl BoundServer {
         }
 
         tracing::info!(live_calls = shared.meters.live_calls.get(), "draining");
-        shared.drain.cancel();
+        shared.drain.fire();
         // Nothing new is accepted from here on.
         drop((tcp, incoming));
         // Phase 1: handlers finish and responses are written, within the
@@ -363,7 +364,7 @@ impl BoundServer {
                 "grace period over; resetting the calls still running"
             );
         }
-        shared.abort.cancel();
+        shared.abort.fire();
         while connections.join_next().await.is_some() {}
         if let Some(endpoint) = endpoint {
             endpoint.close(quinn::VarInt::from_u32(0x100), b"server shut down");

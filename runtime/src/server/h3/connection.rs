@@ -166,7 +166,7 @@ async fn establish(
 
 /// Runs one connection until it closes or the server aborts.
 pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
-    if shared.drain.is_cancelled() {
+    if shared.drain.is_fired() {
         shared
             .meters
             .counters
@@ -222,7 +222,7 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     break;
                 }
             },
-            () = shared.drain.cancelled(), if !closing => true,
+            () = shared.drain.fired(), if !closing => true,
             () = ctx.activity.idle_for(shared.config.max_connection_idle), if !closing => {
                 shared.meters.counters.idle_closes.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer = %ctx.peer.addr, "closing an idle connection");
@@ -235,7 +235,7 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                 ctx.activity.quiet().await;
                 tokio::time::sleep((conn.rtt() * 3).clamp(CLOSE_LINGER_MIN, CLOSE_LINGER_MAX)).await;
             }, if closing => break,
-            () = shared.abort.cancelled() => break,
+            () = shared.abort.fired() => break,
         };
         if goaway {
             closing = true;

@@ -144,7 +144,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
                         tracing::debug!(error = %e, "could not send the answer");
                     }
                 }
-                () = shared.abort.cancelled() => {}
+                () = shared.abort.fired() => {}
             }
             return;
         }
@@ -165,7 +165,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
             }
             None
         }
-        () = shared.abort.cancelled() => None,
+        () = shared.abort.fired() => None,
     };
     let status = match outcome {
         Some(Ok(status)) => status,
@@ -187,7 +187,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     if let Some(end) = end_signal {
         tokio::select! {
             _ = end => {}
-            () = shared.abort.cancelled() => {}
+            () = shared.abort.fired() => {}
         }
     }
 }
