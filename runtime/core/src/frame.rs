@@ -23,9 +23,12 @@ pub(crate) fn too_large(what: &str, len: u64, limit: usize) -> Status {
     ))
 }
 
-/// Room reserved when an empty encoder starts a frame: small messages
-/// then share one allocation, reused from frame to frame.
+/// Room reserved when an appending encoder runs out: small messages share
+/// one allocation across frames.
 const APPEND_RESERVE: usize = 8 * 1024;
+/// Below this much room, an appending encoder reserves more before it
+/// encodes (a message that does not fit grows the buffer itself).
+const APPEND_ROOM: usize = 512;
 
 /// Turns messages into frames.
 #[derive(Debug)]
@@ -63,9 +66,11 @@ impl FrameEncoder {
     /// that several small messages leave as one piece of memory (see
     /// [`take`](Self::take)). On error nothing is added.
     pub fn append<C: Codec>(&mut self, codec: &mut C, item: C::Encode) -> Result<(), Status> {
-        if self.buf.is_empty() {
-            // Reuses the previous allocation once what was taken from it
-            // has been dropped (sent), instead of allocating anew.
+        if self.buf.capacity() - self.buf.len() < APPEND_ROOM {
+            // Frames taken earlier are slices of one allocation: the next
+            // ones go into what is left of it, and a new one (or the old
+            // one, once everything taken from it has been sent) comes only
+            // when it runs out.
             self.buf.reserve(APPEND_RESERVE);
         }
         self.append_frame(codec, item)
@@ -329,6 +334,20 @@ mod tests {
                 .unwrap()[..],
             &frame(b"x")[..]
         );
+    }
+
+    #[test]
+    fn small_frames_taken_one_by_one_are_slices_of_one_allocation() {
+        let mut enc = FrameEncoder::new(None, 1024);
+        enc.append(&mut BytesCodec, Bytes::from_static(b"first"))
+            .unwrap();
+        let first = enc.take();
+        enc.append(&mut BytesCodec, Bytes::from_static(b"second"))
+            .unwrap();
+        let second = enc.take();
+        assert_eq!(&second[..], &frame(b"second")[..]);
+        // Carved from the same allocation, right after the first frame.
+        assert_eq!(second.as_ptr(), first[first.len()..].as_ptr());
     }
 
     #[test]
