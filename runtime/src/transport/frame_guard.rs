@@ -93,6 +93,8 @@ pub(crate) struct Dropped {
     pub(crate) empty_data_frames: u64,
     /// The id in a GOAWAY frame that passed (control streams only).
     pub(crate) goaway: Option<u64>,
+    /// DATA payload bytes passed through.
+    pub(crate) data_payload: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub(crate) struct FrameGuard {
     /// Whether the first known frame (a request's HEADERS) has passed
     /// whole.
     first_frame_done: bool,
+    /// Whether the frame being passed through is a DATA frame.
+    passing_data: bool,
     /// The payload of a GOAWAY frame read so far (one varint).
     goaway: [u8; 8],
     goaway_len: usize,
@@ -169,6 +173,7 @@ impl FrameGuard {
             partial: [0; 16],
             partial_len: 0,
             first_frame_done: false,
+            passing_data: false,
             goaway: [0; 8],
             goaway_len: 0,
         }
@@ -222,6 +227,9 @@ impl FrameGuard {
                 State::Pass(remaining) => {
                     let take = remaining.min((chunk.len() - pos) as u64);
                     pos += take as usize;
+                    if self.passing_data {
+                        dropped.data_payload += take;
+                    }
                     self.state = match remaining - take {
                         0 => {
                             self.first_frame_done = true;
@@ -335,6 +343,7 @@ impl FrameGuard {
         header_len: usize,
         dropped: &mut Dropped,
     ) -> Result<bool, FrameTooLarge> {
+        self.passing_data = frame_type == DATA;
         if frame_type == DATA {
             if len == 0 {
                 dropped.empty_data_frames += 1;

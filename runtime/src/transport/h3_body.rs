@@ -18,7 +18,7 @@ use http::HeaderMap;
 use http_body::Frame;
 
 use super::h3_status::{self, CANCELLED};
-use super::quic::{self, ConnState};
+use super::quic::{self, Backlog, ConnState};
 use crate::errors::TransportError;
 
 pub(crate) type ServerRecvStream = h3::server::RequestStream<quic::RecvStream, Bytes>;
@@ -81,14 +81,23 @@ pub(crate) struct RequestBody {
     stream: ServerRecvStream,
     phase: Phase,
     cancelled: Arc<AtomicBool>,
+    backlog: Option<Arc<Backlog>>,
 }
 
 impl RequestBody {
-    pub(crate) fn new(stream: ServerRecvStream, cancelled: Arc<AtomicBool>) -> RequestBody {
+    /// The body of the request on `stream`, a stream of the connection
+    /// with `conn`.
+    pub(crate) fn new(
+        stream: ServerRecvStream,
+        conn: &ConnState,
+        cancelled: Arc<AtomicBool>,
+    ) -> RequestBody {
+        let backlog = conn.backlogs.claim(stream.id().into_inner());
         RequestBody {
             stream,
             phase: Phase::Data,
             cancelled,
+            backlog,
         }
     }
 }
@@ -102,7 +111,13 @@ impl http_body::Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
-        poll_body(&mut this.stream, &mut this.phase, cx).map_err(h3_status::status_for_stream)
+        poll_body(
+            &mut this.stream,
+            &mut this.phase,
+            this.backlog.as_deref(),
+            cx,
+        )
+        .map_err(h3_status::status_for_stream)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -123,16 +138,23 @@ impl Drop for RequestBody {
     }
 }
 
-/// Data frames, then trailers, then the end.
+/// Data frames, then trailers, then the end. What h3 hands on is counted
+/// off the stream's `backlog`.
 fn poll_body<S: H3Recv>(
     stream: &mut S,
     phase: &mut Phase,
+    backlog: Option<&Backlog>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
     loop {
         match *phase {
             Phase::Data => match ready!(stream.poll_data(cx)) {
-                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Some(data)) => {
+                    if let Some(backlog) = backlog {
+                        backlog.delivered(data.len() as u64);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
                 Ok(None) => *phase = Phase::Trailers,
                 Err(e) => {
                     *phase = Phase::Done;
@@ -160,6 +182,7 @@ pub(crate) struct H3ResponseBody {
     phase: Phase,
     conn: Arc<ConnState>,
     id: u64,
+    backlog: Option<Arc<Backlog>>,
     /// Whatever must live as long as the response (the task sending the
     /// request, the connection's request sender).
     _keep: Box<dyn std::any::Any + Send>,
@@ -172,11 +195,13 @@ impl H3ResponseBody {
         id: u64,
         keep: Box<dyn std::any::Any + Send>,
     ) -> H3ResponseBody {
+        let backlog = conn.backlogs.claim(id);
         H3ResponseBody {
             stream,
             phase: Phase::Data,
             conn,
             id,
+            backlog,
             _keep: keep,
         }
     }
@@ -213,7 +238,13 @@ impl http_body::Body for H3ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, TransportError>>> {
         let this = self.get_mut();
         let (conn, id) = (&this.conn, this.id);
-        poll_body(&mut this.stream, &mut this.phase, cx).map_err(|e| transport_error(e, conn, id))
+        poll_body(
+            &mut this.stream,
+            &mut this.phase,
+            this.backlog.as_deref(),
+            cx,
+        )
+        .map_err(|e| transport_error(e, conn, id))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -31,6 +31,8 @@ pub(crate) struct ConnectionContext {
     pub(crate) shared: Arc<Shared>,
     pub(crate) peer: PeerInfo,
     pub(crate) stop_signals: StopSignals,
+    /// What the connection's streams share in the QUIC adapter.
+    pub(crate) conn_state: Arc<ConnState>,
     quic: quinn::Connection,
     /// Calls open on this connection, for the idle timer.
     activity: Arc<Activity>,
@@ -112,6 +114,7 @@ type H3Connection = h3::server::Connection<quic::Connection, bytes::Bytes>;
 async fn establish(
     incoming: quinn::Incoming,
     shared: &Arc<Shared>,
+    conn_state: Arc<ConnState>,
     streams: ServerStreams,
 ) -> Option<(quinn::Connection, H3Connection)> {
     let _handshake = Held::enter(shared, |s| &s.meters.handshakes);
@@ -127,14 +130,7 @@ async fn establish(
         let conn = connecting.await.map_err(|e| e.to_string())?;
         let h3_conn = h3::server::builder()
             .max_field_section_size(shared.config.max_header_list_size)
-            .build(quic::Connection::server(
-                conn.clone(),
-                Arc::new(ConnState::new(
-                    shared.config.max_header_list_size,
-                    shared.meters.transport.clone(),
-                )),
-                streams,
-            ))
+            .build(quic::Connection::server(conn.clone(), conn_state, streams))
             .await
             .map_err(|e| format!("HTTP/3 setup failed: {e}"))?;
         Ok::<_, String>((conn, h3_conn))
@@ -182,7 +178,12 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
         header_read_timeout: shared.config.header_read_timeout,
         refuse_from: refuse_from.clone(),
     };
-    let Some((conn, mut h3_conn)) = establish(incoming, &shared, streams).await else {
+    let conn_state = Arc::new(ConnState::new(
+        shared.config.max_header_list_size,
+        shared.meters.transport.clone(),
+    ));
+    let Some((conn, mut h3_conn)) = establish(incoming, &shared, conn_state.clone(), streams).await
+    else {
         return;
     };
     let (count, per) = shared.config.early_reset_limit;
@@ -190,6 +191,7 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
         shared: shared.clone(),
         peer: peer_info(&conn),
         stop_signals,
+        conn_state,
         quic: conn.clone(),
         activity: Arc::default(),
         early_resets: Mutex::new(TokenBucket::new(count, per, Instant::now())),

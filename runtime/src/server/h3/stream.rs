@@ -132,7 +132,7 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
     };
     let cancelled = Arc::new(AtomicBool::new(false));
     let (parts, ()) = head.into_parts();
-    let body = Body::from_status_body(RequestBody::new(recv, cancelled.clone()));
+    let body = Body::from_status_body(RequestBody::new(recv, &ctx.conn_state, cancelled.clone()));
     let mut request = http::Request::from_parts(parts, body);
 
     let mut call = match front::admit(&mut request, &shared, ctx.peer.clone(), Transport::Http3) {

@@ -14,7 +14,8 @@
 //! H3_REQUEST_CANCELLED.
 //!
 //! Every receive side runs through the [frame guard](super::frame_guard),
-//! which bounds what h3 buffers and drops frames h3 mishandles.
+//! which bounds what h3 buffers and drops frames h3 mishandles, and request
+//! streams stop reading while h3 holds a [backlog](backlog) of DATA.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,8 +29,12 @@ use bytes::Buf;
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId};
 use quinn::VarInt;
 
+mod backlog;
+#[cfg(all(test, feature = "dev-certificate"))]
+mod backlog_tests;
 mod streams;
 
+pub(crate) use backlog::{Backlog, Backlogs};
 use streams::AbortCode;
 pub(crate) use streams::{BidiStream, RecvStream, SendStream};
 
@@ -304,6 +309,8 @@ pub(crate) struct ConnState {
     /// The stream id in the peer's last GOAWAY; `u64::MAX` before any.
     /// Requests from this id on were not processed.
     pub(crate) peer_goaway: AtomicU64,
+    /// Each request stream's count of DATA payload h3 holds.
+    pub(crate) backlogs: Backlogs,
 }
 
 impl ConnState {
@@ -314,6 +321,7 @@ impl ConnState {
             max_header_list_size,
             counters,
             peer_goaway: AtomicU64::new(u64::MAX),
+            backlogs: Backlogs::default(),
         }
     }
 

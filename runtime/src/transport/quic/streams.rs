@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use quinn::VarInt;
 
-use super::{read_error, stream_id, write_error, ConnState, StopGuard};
+use super::{read_error, stream_id, write_error, Backlog, ConnState, StopGuard};
 use crate::transport::frame_guard::{Dropped, FrameGuard, FrameTooLarge};
 
 /// H3_REQUEST_CANCELLED, for request streams abandoned before their end.
@@ -161,6 +161,9 @@ pub(crate) struct RecvStream {
     /// Server request streams: when the request's HEADERS must have
     /// arrived.
     head_deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+    /// Request streams: the DATA payload h3 holds; no reading from quinn
+    /// while it is full.
+    backlog: Option<Arc<Backlog>>,
 }
 
 /// A request whose HEADERS frame did not arrive within the header-read
@@ -198,6 +201,7 @@ impl RecvStream {
             stop_on_drop: false,
             ended: false,
             head_deadline: None,
+            backlog: None,
         }
     }
 
@@ -206,8 +210,10 @@ impl RecvStream {
         conn_state: Arc<ConnState>,
         abort: AbortCode,
     ) -> RecvStream {
+        let id = stream_id(stream.id());
+        let backlog = conn_state.backlogs.register(id.into_inner());
         RecvStream {
-            id: stream_id(stream.id()),
+            id,
             stream,
             guard: FrameGuard::request_stream(conn_state.max_header_list_size),
             ready: VecDeque::new(),
@@ -216,6 +222,7 @@ impl RecvStream {
             stop_on_drop: true,
             ended: false,
             head_deadline: None,
+            backlog: Some(backlog),
         }
     }
 
@@ -278,6 +285,9 @@ impl RecvStream {
 
 impl RecvStream {
     fn record(&self, dropped: Dropped) {
+        if let Some(backlog) = &self.backlog {
+            backlog.handed_to_h3(dropped.data_payload);
+        }
         let counters = &self.conn_state.counters;
         if dropped.unknown_frame_bytes > 0 {
             counters
@@ -299,6 +309,11 @@ impl RecvStream {
 
 impl Drop for RecvStream {
     fn drop(&mut self) {
+        if let Some(backlog) = &self.backlog {
+            self.conn_state
+                .backlogs
+                .forget(self.id.into_inner(), backlog);
+        }
         if self.stop_on_drop {
             // Fails harmlessly once everything was read or it was stopped.
             let _ = self.stream.stop(varint(REQUEST_CANCELLED));
@@ -320,6 +335,13 @@ impl quic::RecvStream for RecvStream {
             }
             if self.ended {
                 return Poll::Ready(Ok(None));
+            }
+            if self.backlog.as_ref().is_some_and(|b| b.full()) {
+                // h3 holds enough DATA to serve the application; it polls
+                // again as the application reads. The wake-up only makes a
+                // miscount cost a spin rather than a hang.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             // `read_chunk` is cancel-safe and its waker registration
             // outlives the future, so a fresh future per poll keeps the
