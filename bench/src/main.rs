@@ -77,6 +77,10 @@ enum Command {
         /// Only these stacks (e.g. grpc-h3,tonic; default: all).
         #[arg(long, value_delimiter = ',', value_enum)]
         stacks: Vec<Stack>,
+        /// Interleaved repeats per scenario and stack; the table shows each
+        /// value's median. More repeats steady the ratios on a noisy machine.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
     /// A short run of every scenario (smoke test; asserts nothing about speed).
     Quick {
@@ -350,9 +354,11 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime");
     let result = runtime.block_on(async {
         match args.command {
-            Command::All { only, stacks } => {
-                run_suite(scenarios::Scale::full(), 3, &only, &stacks).await
-            }
+            Command::All {
+                only,
+                stacks,
+                repeats,
+            } => run_suite(scenarios::Scale::full(), repeats.max(1), &only, &stacks).await,
             Command::Quick { only, stacks } => {
                 run_suite(scenarios::Scale::quick(), 1, &only, &stacks).await
             }

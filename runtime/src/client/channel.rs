@@ -261,7 +261,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> ResponseFuture {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.send(request.map(Body::new)).await })
+        Box::pin(inner.send(request.map(Body::new)))
     }
 }
 
@@ -427,7 +427,10 @@ async fn send_http3(
     conn: Arc<H3Connection>,
     request: http::Request<Body>,
 ) -> Result<http::Response<ResponseBody>, SendFailure> {
-    conn.send(request).await.map(|r| {
+    // Boxed: h3's request future is several KiB; inline, it would make
+    // every call's future (HTTP/2 ones too) that much larger, and each
+    // level of the call copies its callee's future whole when it starts it.
+    Box::pin(conn.send(request)).await.map(|r| {
         r.map(|b| ResponseBody {
             kind: Kind::Http3(Box::new(b)),
         })

@@ -212,10 +212,13 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     }
                     let task = Held::enter(&shared, |s| &s.meters.tasks);
                     let ctx = ctx.clone();
-                    tokio::spawn(async move {
+                    // Boxed: the call's future is several KiB, and tokio
+                    // copies a task's future whole when it spawns and when
+                    // it completes it; a box is copied once, as a pointer.
+                    tokio::spawn(Box::pin(async move {
                         stream::handle(resolver, ctx).await;
                         drop((call, task));
-                    });
+                    }));
                     false
                 }
                 Ok(None) => break,
