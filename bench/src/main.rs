@@ -257,7 +257,12 @@ async fn run_suite(
     let wants = |name: &str| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(name));
     if wants("S7") || wants("S8") {
         match netns::Lab::create() {
-            Err(e) => eprintln!("S7/S8 skipped: {e}"),
+            Err(e) => {
+                eprintln!("S7/S8 skipped: {e}");
+                for name in ["S7", "S8"].into_iter().filter(|n| wants(n)) {
+                    results.skip(name, &e);
+                }
+            }
             Ok(lab) => run_loss(&lab, &cert, scale, repeats, &stacks, &wants, &mut results),
         }
     }

@@ -10,6 +10,8 @@ use crate::Stack;
 pub(crate) struct Results {
     rows: Vec<(String, String)>,
     values: BTreeMap<(String, String), BTreeMap<Stack, Vec<f64>>>,
+    /// Scenarios that could not run, and why (shown in the table).
+    skipped: Vec<(String, String)>,
 }
 
 fn median(values: &[f64]) -> Option<f64> {
@@ -46,6 +48,12 @@ impl Results {
             .entry(stack)
             .or_default()
             .push(value);
+    }
+
+    /// Records that `scenario` was not run, and why; the markdown table
+    /// shows it as a row, the JSON (numbers only) leaves it out.
+    pub(crate) fn skip(&mut self, scenario: &str, why: &str) {
+        self.skipped.push((scenario.to_owned(), why.to_owned()));
     }
 
     fn medians(&self, key: &(String, String)) -> Medians {
@@ -91,6 +99,9 @@ impl Results {
                 number(m.h2c)
             );
         }
+        for (scenario, why) in &self.skipped {
+            let _ = writeln!(out, "| {scenario} | **SKIPPED**: {why} | | | | | | |");
+        }
         out
     }
 
@@ -131,6 +142,19 @@ struct Medians {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipped_scenarios_are_rows_of_the_table_and_not_of_the_json() {
+        let mut r = Results::default();
+        r.record("S1", "p50_us", Stack::Tonic, 1.0);
+        r.skip("S7", "the loss scenarios need `nft`");
+        let table = r.markdown();
+        assert!(
+            table.contains("| S7 | **SKIPPED**: the loss scenarios need `nft` |"),
+            "{table}"
+        );
+        assert!(!r.json().contains("S7"));
+    }
 
     #[test]
     fn medians_and_ratios() {
