@@ -565,6 +565,34 @@ mod tests {
     }
 
     #[test]
+    fn only_data_payload_that_passes_is_counted_at_every_split() {
+        // What a legal peer may interleave with its messages: HEADERS,
+        // empty DATA frames, grease and unknown frames, trailers.
+        let mut wire = frame(HEADERS, b"qpack block");
+        wire.extend(frame(DATA, &[1; 300]));
+        wire.extend(frame(DATA, b""));
+        wire.extend(frame(0x21, &[2; 100]));
+        wire.extend(frame(DATA, b"msg"));
+        wire.extend(frame(0xabcdef, b""));
+        wire.extend(frame(DATA, &[3; 70]));
+        wire.extend(frame(HEADERS, b"trailers"));
+        for size in [1, 2, 3, 5, 64, 4096] {
+            let mut guard = FrameGuard::request_stream(16 * 1024);
+            let mut out = VecDeque::new();
+            let counted: u64 = wire
+                .chunks(size)
+                .map(|chunk| {
+                    guard
+                        .push(Bytes::copy_from_slice(chunk), &mut out)
+                        .unwrap()
+                        .data_payload
+                })
+                .sum();
+            assert_eq!(counted, 300 + 3 + 70, "chunk size {size}");
+        }
+    }
+
+    #[test]
     fn oversized_headers_are_refused_before_their_payload() {
         let mut guard = FrameGuard::request_stream(16 * 1024);
         let mut wire = varint(HEADERS);

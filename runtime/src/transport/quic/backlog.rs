@@ -63,9 +63,12 @@ impl Backlog {
         self.held.load(Ordering::Acquire)
     }
 
-    /// Whether h3 holds enough that reading more can wait.
+    /// Whether h3 holds enough that reading more can wait. Only a claimed
+    /// counter fills: nobody counts off what h3 hands on from a stream
+    /// whose body wrapper never claimed it, and gating such a stream could
+    /// never lift.
     pub(crate) fn full(&self) -> bool {
-        self.held() > BACKLOG_LIMIT
+        self.claimed.load(Ordering::Acquire) && self.held() > BACKLOG_LIMIT
     }
 }
 
@@ -128,8 +131,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unclaimed_counter_never_fills() {
+        let backlogs = Backlogs::default();
+        let backlog = backlogs.register(0);
+        backlog.handed_to_h3(2 * BACKLOG_LIMIT);
+        assert!(!backlog.full());
+        backlogs.claim(0).expect("registered");
+        assert!(backlog.full());
+    }
+
+    #[test]
     fn full_above_the_limit_and_never_below_zero() {
         let backlog = Backlog::default();
+        backlog.claimed.store(true, Ordering::Release);
         backlog.handed_to_h3(BACKLOG_LIMIT);
         assert!(!backlog.full());
         backlog.handed_to_h3(1);
