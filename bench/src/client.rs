@@ -1,4 +1,4 @@
-//! One client type over both stacks, so every scenario drives them through
+//! One client type over every stack, so every scenario drives them through
 //! identical code.
 
 use std::net::SocketAddr;
@@ -10,10 +10,45 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{pb, Stack};
 
+/// tonic-h3's channel over a quinn endpoint.
+type TonicH3Channel = tonic_h3::H3Channel<tonic_h3::quinn::H3QuinnConnector>;
+
 #[derive(Clone)]
 pub(crate) enum Client {
     H3(pb::h3::bench_client::BenchClient),
     Tonic(pb::tonic::bench_client::BenchClient<tonic::transport::Channel>),
+    TonicH3(pb::tonic::bench_client::BenchClient<TonicH3Channel>),
+}
+
+/// What tonic's generated client needs of its transport.
+trait TonicTransport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<tonic::codegen::StdError>,
+        ResponseBody: tonic::codegen::Body<
+            Data = Bytes,
+            Error: Into<tonic::codegen::StdError> + Send,
+        > + Send
+                          + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> TonicTransport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<tonic::codegen::StdError>,
+            ResponseBody: tonic::codegen::Body<
+                Data = Bytes,
+                Error: Into<tonic::codegen::StdError> + Send,
+            > + Send
+                              + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
 }
 
 /// An open `Hold` call: kept open by holding both directions.
@@ -48,7 +83,7 @@ impl Client {
                 let channel = grpc_h3::Channel::builder(format!("https://{addr}"))
                     .tls_config(tls)
                     .transport(transport)
-                    .idle_timeout(Duration::from_secs(120))
+                    .idle_timeout(crate::tls::IDLE_TIMEOUT)
                     .build()
                     .map_err(err)?;
                 Ok(Client::H3(
@@ -80,6 +115,28 @@ impl Client {
                 .await
                 .map_err(err)?;
                 Ok(Client::Tonic(
+                    pb::tonic::bench_client::BenchClient::new(channel)
+                        .max_decoding_message_size(8 << 20),
+                ))
+            }
+            Stack::TonicH3 => {
+                let bind: SocketAddr = if addr.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                }
+                .parse()
+                .expect("an address");
+                let mut endpoint = quinn::Endpoint::client(bind).map_err(err)?;
+                endpoint.set_default_client_config(crate::tls::quic_client(ca_pem)?);
+                let uri: tonic::transport::Uri = format!("https://{addr}").parse().map_err(err)?;
+                let connector = tonic_h3::quinn::H3QuinnConnector::new(
+                    uri.clone(),
+                    "localhost".to_owned(),
+                    endpoint,
+                );
+                let channel = tonic_h3::H3Channel::new(connector, uri, None);
+                Ok(Client::TonicH3(
                     pb::tonic::bench_client::BenchClient::new(channel)
                         .max_decoding_message_size(8 << 20),
                 ))
@@ -133,15 +190,8 @@ impl Client {
                 .await
                 .map(drop)
                 .map_err(err),
-            Client::Tonic(c) => {
-                let mut c = c.clone();
-                c.unary(pb::tonic::Payload {
-                    body: body.to_vec(),
-                })
-                .await
-                .map(drop)
-                .map_err(err)
-            }
+            Client::Tonic(c) => tonic_unary(c, body).await,
+            Client::TonicH3(c) => tonic_unary(c, body).await,
         }
     }
 
@@ -170,23 +220,8 @@ impl Client {
                     bytes += message.body.len() as u64;
                 }
             }
-            Client::Tonic(c) => {
-                let mut c = c.clone();
-                let request = pb::tonic::StreamRequest {
-                    message_size: size,
-                    count: 0,
-                };
-                let mut stream = c.stream_out(request).await.map_err(err)?.into_inner();
-                while Instant::now() < deadline {
-                    let message = stream
-                        .message()
-                        .await
-                        .map_err(err)?
-                        .ok_or("stream ended early")?;
-                    messages += 1;
-                    bytes += message.body.len() as u64;
-                }
-            }
+            Client::Tonic(c) => return tonic_stream_out_for(c, size, deadline).await,
+            Client::TonicH3(c) => return tonic_stream_out_for(c, size, deadline).await,
         }
         Ok((messages, bytes))
     }
@@ -206,19 +241,62 @@ impl Client {
                     _responses: Box::new(responses),
                 })
             }
-            Client::Tonic(c) => {
-                let mut c = c.clone();
-                let (tx, rx) = mpsc::channel::<pb::tonic::Payload>(1);
-                let responses = c
-                    .hold(ReceiverStream::new(rx))
-                    .await
-                    .map_err(err)?
-                    .into_inner();
-                Ok(Held {
-                    _requests: Box::new(tx),
-                    _responses: Box::new(responses),
-                })
-            }
+            Client::Tonic(c) => tonic_hold(c).await,
+            Client::TonicH3(c) => tonic_hold(c).await,
         }
     }
+}
+
+async fn tonic_unary<T: TonicTransport>(
+    client: &pb::tonic::bench_client::BenchClient<T>,
+    body: &Bytes,
+) -> Result<(), String> {
+    let mut client = client.clone();
+    client
+        .unary(pb::tonic::Payload {
+            body: body.to_vec(),
+        })
+        .await
+        .map(drop)
+        .map_err(err)
+}
+
+async fn tonic_stream_out_for<T: TonicTransport>(
+    client: &pb::tonic::bench_client::BenchClient<T>,
+    size: u32,
+    deadline: Instant,
+) -> Result<(u64, u64), String> {
+    let mut client = client.clone();
+    let request = pb::tonic::StreamRequest {
+        message_size: size,
+        count: 0,
+    };
+    let mut stream = client.stream_out(request).await.map_err(err)?.into_inner();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        let message = stream
+            .message()
+            .await
+            .map_err(err)?
+            .ok_or("stream ended early")?;
+        messages += 1;
+        bytes += message.body.len() as u64;
+    }
+    Ok((messages, bytes))
+}
+
+async fn tonic_hold<T: TonicTransport>(
+    client: &pb::tonic::bench_client::BenchClient<T>,
+) -> Result<Held, String> {
+    let mut client = client.clone();
+    let (tx, rx) = mpsc::channel::<pb::tonic::Payload>(1);
+    let responses = client
+        .hold(ReceiverStream::new(rx))
+        .await
+        .map_err(err)?
+        .into_inner();
+    Ok(Held {
+        _requests: Box::new(tx),
+        _responses: Box::new(responses),
+    })
 }

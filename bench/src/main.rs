@@ -40,12 +40,17 @@ enum Stack {
     Tonic,
     /// tonic over plain HTTP/2 (h2c): a reference line, no encryption.
     TonicH2c,
+    /// tonic-h3: tonic's generated code over HTTP/3 (h3 + quinn, TLS 1.3),
+    /// the other Rust gRPC over HTTP/3 and the direct competitor.
+    #[value(name = "tonic-h3")]
+    TonicH3,
 }
 
 impl Stack {
-    const ALL: [Stack; 4] = [
+    const ALL: [Stack; 5] = [
         Stack::GrpcH3,
         Stack::Tonic,
+        Stack::TonicH3,
         Stack::GrpcH3H2,
         Stack::TonicH2c,
     ];
@@ -56,6 +61,7 @@ impl Stack {
             Stack::GrpcH3H2 => "grpc-h3-h2",
             Stack::Tonic => "tonic",
             Stack::TonicH2c => "tonic-h2c",
+            Stack::TonicH3 => "tonic-h3",
         }
     }
 }

@@ -69,10 +69,16 @@ impl Results {
             _ => None,
         };
         let (h3, h3_h2) = (get(Stack::GrpcH3), get(Stack::GrpcH3H2));
+        let tonic_h3 = get(Stack::TonicH3);
         Medians {
             h3,
             tonic,
             ratio: ratio(h3),
+            tonic_h3,
+            ratio_tonic_h3: match (h3, tonic_h3) {
+                (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+                _ => None,
+            },
             h3_h2,
             h2_ratio: ratio(h3_h2),
             h2c: get(Stack::TonicH2c),
@@ -81,26 +87,28 @@ impl Results {
 
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::from(
-            "| scenario | metric | grpc-h3 | tonic (h2+TLS) | ratio | grpc-h3 over h2+TLS | ratio | tonic h2c |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+            "| scenario | metric | grpc-h3 | tonic (h2+TLS) | ratio | tonic-h3 | grpc-h3 / tonic-h3 | grpc-h3 over h2+TLS | ratio | tonic h2c |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let ratio = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{r:.2}"));
         for key in &self.rows {
             let m = self.medians(key);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 key.0,
                 key.1,
                 number(m.h3),
                 number(m.tonic),
                 ratio(m.ratio),
+                number(m.tonic_h3),
+                ratio(m.ratio_tonic_h3),
                 number(m.h3_h2),
                 ratio(m.h2_ratio),
                 number(m.h2c)
             );
         }
         for (scenario, why) in &self.skipped {
-            let _ = writeln!(out, "| {scenario} | **SKIPPED**: {why} | | | | | | |");
+            let _ = writeln!(out, "| {scenario} | **SKIPPED**: {why} | | | | | | | | |");
         }
         out
     }
@@ -113,7 +121,7 @@ impl Results {
                 let m = self.medians(key);
                 let ratio = |r: Option<f64>| r.map_or("null".into(), |r| format!("{r:.4}"));
                 format!(
-                    "{{\"scenario\":\"{}\",\"metric\":\"{}\",\"grpc_h3\":{},\"tonic\":{},\"ratio\":{},\"grpc_h3_h2\":{},\"h2_ratio\":{},\"tonic_h2c\":{}}}",
+                    "{{\"scenario\":\"{}\",\"metric\":\"{}\",\"grpc_h3\":{},\"tonic\":{},\"ratio\":{},\"grpc_h3_h2\":{},\"h2_ratio\":{},\"tonic_h2c\":{},\"tonic_h3\":{},\"ratio_tonic_h3\":{}}}",
                     key.0,
                     key.1,
                     number(m.h3),
@@ -121,7 +129,9 @@ impl Results {
                     ratio(m.ratio),
                     number(m.h3_h2),
                     ratio(m.h2_ratio),
-                    number(m.h2c)
+                    number(m.h2c),
+                    number(m.tonic_h3),
+                    ratio(m.ratio_tonic_h3)
                 )
             })
             .collect();
@@ -129,11 +139,14 @@ impl Results {
     }
 }
 
-/// One row's medians, and each grpc-h3 stack's ratio to tonic.
+/// One row's medians, each grpc-h3 stack's ratio to tonic, and grpc-h3's
+/// ratio to tonic-h3.
 struct Medians {
     h3: Option<f64>,
     tonic: Option<f64>,
     ratio: Option<f64>,
+    tonic_h3: Option<f64>,
+    ratio_tonic_h3: Option<f64>,
     h3_h2: Option<f64>,
     h2_ratio: Option<f64>,
     h2c: Option<f64>,
@@ -165,13 +178,18 @@ mod tests {
         for v in [4.0, 4.0] {
             r.record("S1", "p50_us", Stack::Tonic, v);
         }
+        for v in [8.0, 1.0, 9.0] {
+            r.record("S1", "p50_us", Stack::TonicH3, v);
+        }
         let json = r.json();
         assert!(json.contains("\"grpc_h3\":2.000"), "{json}");
         assert!(json.contains("\"tonic\":4.000"), "{json}");
         assert!(json.contains("\"ratio\":0.5000"), "{json}");
         assert!(json.contains("\"tonic_h2c\":null"), "{json}");
+        assert!(json.contains("\"tonic_h3\":8.000"), "{json}");
+        assert!(json.contains("\"ratio_tonic_h3\":0.2500"), "{json}");
         assert!(r
             .markdown()
-            .contains("| S1 | p50_us | 2.000 | 4.000 | 0.50 | null | n/a | null |"));
+            .contains("| S1 | p50_us | 2.000 | 4.000 | 0.50 | 8.000 | 0.25 | null | n/a | null |"));
     }
 }

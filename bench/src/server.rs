@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -138,7 +137,7 @@ pub(crate) async fn serve(
             let server = builder
                 .tls_identity(&cert_pem, &key_pem)
                 .crypto_provider(crate::tls::provider())
-                .idle_timeout(Duration::from_secs(120))
+                .idle_timeout(crate::tls::IDLE_TIMEOUT)
                 .max_decoding_message_size(8 << 20)
                 .add_service(pb::h3::bench_server::BenchServer::new(H3Bench))
                 .bind(addr)?;
@@ -149,11 +148,9 @@ pub(crate) async fn serve(
             let listener = TcpListener::bind(addr).await?;
             println!("LISTENING {}", listener.local_addr()?);
             let tls = (stack == Stack::Tonic).then(|| crate::tls::tcp_server(&cert_pem, &key_pem));
-            let service = pb::tonic::bench_server::BenchServer::new(TonicBench)
-                .max_decoding_message_size(8 << 20);
             let router = tonic::transport::Server::builder()
                 .max_concurrent_streams(max_streams)
-                .add_service(service);
+                .add_service(tonic_service());
             match tls {
                 None => {
                     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -180,6 +177,24 @@ pub(crate) async fn serve(
                 }
             }
         }
+        Stack::TonicH3 => {
+            let config = crate::tls::quic_server(&cert_pem, &key_pem, max_streams)?;
+            let endpoint = quinn::Endpoint::server(config, addr)?;
+            println!("LISTENING {}", endpoint.local_addr()?);
+            let routes = tonic::service::Routes::new(tonic_service());
+            let acceptor = tonic_h3::quinn::H3QuinnAcceptor::new(endpoint.clone());
+            tonic_h3::server::H3Router::new(routes)
+                .serve_with_shutdown(acceptor, stop)
+                .await
+                .map_err(|e| e.to_string())?;
+            endpoint.close(0u32.into(), b"");
+            endpoint.wait_idle().await;
+        }
     }
     Ok(())
+}
+
+/// The bench service as tonic serves it, over HTTP/2 or (tonic-h3) HTTP/3.
+fn tonic_service() -> pb::tonic::bench_server::BenchServer<TonicBench> {
+    pb::tonic::bench_server::BenchServer::new(TonicBench).max_decoding_message_size(8 << 20)
 }
