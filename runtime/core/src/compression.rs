@@ -3,6 +3,7 @@
 //! `zstd` features).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use bytes::BytesMut;
 use http::HeaderValue;
@@ -114,8 +115,20 @@ impl EnabledEncodings {
         if self.is_empty() {
             return None;
         }
-        let names: Vec<&str> = self.iter().map(CompressionEncoding::as_str).collect();
-        HeaderValue::from_str(&names.join(",")).ok()
+        // Every set's value is built once and kept: a server or client
+        // writes it on every call, and a clone of a static value is free.
+        static VALUES: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+        let values = VALUES.get_or_init(|| {
+            (0..1u16 << CompressionEncoding::ALL.len())
+                .map(|bits| {
+                    let set = EnabledEncodings { bits: bits as u8 };
+                    let names: Vec<&str> = set.iter().map(CompressionEncoding::as_str).collect();
+                    // At most 2^n short strings for n compiled-in encodings.
+                    HeaderValue::from_static(Box::leak(names.join(",").into_boxed_str()))
+                })
+                .collect()
+        });
+        values.get(usize::from(self.bits)).cloned()
     }
 
     /// Parses a peer's `grpc-accept-encoding`, keeping the encodings we know.
@@ -295,6 +308,18 @@ mod zstd_tests {
 mod tests {
     use super::*;
     use crate::Code;
+
+    #[test]
+    fn every_set_advertises_its_members_in_preference_order() {
+        assert_eq!(EnabledEncodings::default().header_value(), None);
+        for bits in 1..1u8 << CompressionEncoding::ALL.len() {
+            let set = EnabledEncodings { bits };
+            let expected: Vec<&str> = set.iter().map(CompressionEncoding::as_str).collect();
+            assert_eq!(set.header_value().unwrap(), expected.join(",").as_str());
+            let back = EnabledEncodings::from_header(set.header_value().as_ref());
+            assert_eq!(back, set);
+        }
+    }
 
     #[test]
     fn gzip_round_trip() {

@@ -9,6 +9,7 @@
 //! - [`timeout`]: the `grpc-timeout` header.
 //! - [`compression`]: `grpc-encoding` negotiation, gzip and zstd.
 //! - [`protocol`]: building and validating request and response heads.
+//! - [`names`]: the gRPC header names, ready for lookups and inserts.
 //!
 //! Nothing here knows about QUIC or HTTP/3: transports (the HTTP/3 one in
 //! the `grpc-h3` crate, an HTTP/2 one later) move headers and bytes and call
@@ -43,6 +44,7 @@ pub mod codec;
 pub mod compression;
 pub mod frame;
 pub mod metadata;
+pub mod names;
 pub mod protocol;
 pub mod retry;
 pub mod service_config;

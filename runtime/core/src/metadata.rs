@@ -282,9 +282,14 @@ impl Metadata {
     /// Takes the custom metadata out of received headers, leaving out every
     /// protocol-owned header.
     pub fn from_headers(headers: &HeaderMap) -> Metadata {
-        let mut out = HeaderMap::with_capacity(headers.len());
+        // Most calls carry no custom metadata: an empty map allocates
+        // nothing, so size it only once the first entry turns up.
+        let mut out = HeaderMap::new();
         for (name, value) in headers {
             if !is_reserved(name.as_str()) {
+                if out.is_empty() {
+                    out.reserve(headers.len());
+                }
                 out.append(name.clone(), value.clone());
             }
         }

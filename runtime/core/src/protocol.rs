@@ -8,8 +8,8 @@ use http::header::{CONTENT_TYPE, TE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::compression::{self, CompressionEncoding, EnabledEncodings};
-use crate::timeout::{self, GRPC_TIMEOUT};
-use crate::{Metadata, Status};
+use crate::timeout;
+use crate::{names, Metadata, Status};
 
 /// The content type gRPC requests and responses carry.
 pub const CONTENT_TYPE_GRPC: &str = "application/grpc";
@@ -113,16 +113,14 @@ pub fn parse_request(
     accepted: EnabledEncodings,
 ) -> Result<RequestHead, Rejection> {
     let RequestCheck { path, timeout } = check_request(method, path, headers, accepted)?;
-    let encoding = compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
+    let encoding = compression::parse_encoding(headers.get(names::GRPC_ENCODING), accepted)
         .map_err(Rejection::Grpc)?;
     Ok(RequestHead {
         path,
         metadata: Metadata::from_headers(headers),
         timeout,
         encoding,
-        accept_encodings: EnabledEncodings::from_header(
-            headers.get(compression::GRPC_ACCEPT_ENCODING),
-        ),
+        accept_encodings: EnabledEncodings::from_header(headers.get(names::GRPC_ACCEPT_ENCODING)),
     })
 }
 
@@ -151,7 +149,7 @@ pub fn check_request(
             "malformed method path {path:?}: expected /package.Service/Method"
         )))
     })?;
-    let timeout = match headers.get(GRPC_TIMEOUT) {
+    let timeout = match headers.get(names::GRPC_TIMEOUT) {
         None => None,
         Some(value) => {
             let text = String::from_utf8_lossy(value.as_bytes());
@@ -160,7 +158,7 @@ pub fn check_request(
             Some(parsed)
         }
     };
-    compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
+    compression::parse_encoding(headers.get(names::GRPC_ENCODING), accepted)
         .map_err(Rejection::Grpc)?;
     Ok(RequestCheck { path, timeout })
 }
@@ -173,12 +171,12 @@ fn insert_encodings(
 ) {
     if let Some(encoding) = encoding {
         headers.insert(
-            compression::GRPC_ENCODING,
+            names::GRPC_ENCODING,
             HeaderValue::from_static(encoding.as_str()),
         );
     }
     if let Some(value) = accept.header_value() {
-        headers.insert(compression::GRPC_ACCEPT_ENCODING, value);
+        headers.insert(names::GRPC_ACCEPT_ENCODING, value);
     }
 }
 
@@ -199,7 +197,10 @@ pub fn request_headers(
     }
     if let Some(timeout) = timeout {
         let value = timeout::encode_timeout(timeout);
-        headers.insert(GRPC_TIMEOUT, HeaderValue::from_str(&value).expect("ASCII"));
+        headers.insert(
+            names::GRPC_TIMEOUT,
+            HeaderValue::from_str(&value).expect("ASCII"),
+        );
     }
     insert_encodings(&mut headers, encoding, accept);
     headers
@@ -267,13 +268,13 @@ pub fn parse_response(
             headers.get(CONTENT_TYPE)
         )));
     }
-    let encoding = compression::parse_encoding(headers.get(compression::GRPC_ENCODING), accepted)
+    let encoding = compression::parse_encoding(headers.get(names::GRPC_ENCODING), accepted)
         .map_err(|e| {
-        Status::internal(format!(
-            "server compressed with an encoding this client did not offer: {}",
-            e.message()
-        ))
-    })?;
+            Status::internal(format!(
+                "server compressed with an encoding this client did not offer: {}",
+                e.message()
+            ))
+        })?;
     Ok(ResponseHead::Headers {
         metadata: Metadata::from_headers(headers),
         encoding,
@@ -376,10 +377,10 @@ mod tests {
         };
         assert_eq!(grpc_code("/nope", &h), Code::Unimplemented);
         let mut bad_timeout = h.clone();
-        bad_timeout.insert(GRPC_TIMEOUT, HeaderValue::from_static("soon"));
+        bad_timeout.insert(names::GRPC_TIMEOUT, HeaderValue::from_static("soon"));
         assert_eq!(grpc_code("/a.B/C", &bad_timeout), Code::Internal);
         let mut bad_encoding = h.clone();
-        bad_encoding.insert(compression::GRPC_ENCODING, HeaderValue::from_static("lz4"));
+        bad_encoding.insert(names::GRPC_ENCODING, HeaderValue::from_static("lz4"));
         assert_eq!(grpc_code("/a.B/C", &bad_encoding), Code::Unimplemented);
         let mut no_te = h.clone();
         no_te.remove(TE);

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::metadata::{self, Metadata};
+use crate::names;
 
 /// Header carrying the numeric status code.
 pub const GRPC_STATUS: &str = "grpc-status";
@@ -45,6 +46,14 @@ macro_rules! codes {
             pub fn description(self) -> &'static str {
                 match self {
                     $( Code::$name => $text, )*
+                }
+            }
+
+            /// The `grpc-status` value for this code: a static string, so
+            /// writing it allocates nothing.
+            fn header_value(self) -> HeaderValue {
+                match self {
+                    $( Code::$name => HeaderValue::from_static(stringify!($value)), )*
                 }
             }
         }
@@ -184,17 +193,17 @@ impl Status {
     pub fn write_trailers(&self, headers: &mut HeaderMap) {
         headers.reserve(3 + self.inner.metadata.len());
         self.inner.metadata.write_into(headers);
-        headers.insert(GRPC_STATUS, HeaderValue::from(self.inner.code as u16));
+        headers.insert(names::GRPC_STATUS, self.inner.code.header_value());
         if !self.inner.message.is_empty() {
             let encoded = utf8_percent_encode(&self.inner.message, GRPC_MESSAGE_ENCODE).to_string();
             // Every byte is now visible ASCII, so this cannot fail.
             if let Ok(value) = HeaderValue::from_str(&encoded) {
-                headers.insert(GRPC_MESSAGE, value);
+                headers.insert(names::GRPC_MESSAGE, value);
             }
         }
         if !self.inner.details.is_empty() {
             let value = metadata::encode_binary(&self.inner.details);
-            headers.insert(GRPC_STATUS_DETAILS_BIN, value);
+            headers.insert(names::GRPC_STATUS_DETAILS_BIN, value);
         }
     }
 
@@ -203,7 +212,7 @@ impl Status {
     /// [`Code::Unknown`]; a bad `grpc-message` is decoded lossily: reading the
     /// status never fails the call.
     pub fn from_trailers(headers: &HeaderMap) -> Option<Status> {
-        let raw = headers.get(GRPC_STATUS)?;
+        let raw = headers.get(names::GRPC_STATUS)?;
         let parsed = std::str::from_utf8(raw.as_bytes())
             .ok()
             .and_then(|s| s.parse::<i32>().ok());
@@ -217,7 +226,7 @@ impl Status {
                 ),
             ),
         };
-        if let Some(encoded) = headers.get(GRPC_MESSAGE) {
+        if let Some(encoded) = headers.get(names::GRPC_MESSAGE) {
             let decoded = percent_decode(encoded.as_bytes()).decode_utf8_lossy();
             if message.is_empty() {
                 message = decoded.into_owned();
@@ -226,7 +235,7 @@ impl Status {
             }
         }
         let details = headers
-            .get(GRPC_STATUS_DETAILS_BIN)
+            .get(names::GRPC_STATUS_DETAILS_BIN)
             .and_then(|v| metadata::decode_binary(v.as_bytes()).ok())
             .unwrap_or_default();
         Some(Status {
@@ -293,6 +302,16 @@ impl From<std::io::Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_is_written_as_its_number() {
+        for code in Code::ALL {
+            let mut headers = HeaderMap::new();
+            Status::new(code, "").write_trailers(&mut headers);
+            assert_eq!(headers[GRPC_STATUS], (code as u8).to_string());
+            assert_eq!(Status::from_trailers(&headers).unwrap().code(), code);
+        }
+    }
 
     #[test]
     fn every_code_round_trips_through_its_number() {

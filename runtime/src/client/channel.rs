@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use grpc_h3_core::timeout::{parse_timeout, GRPC_TIMEOUT};
+use grpc_h3_core::timeout::parse_timeout;
 use grpc_h3_core::Status;
 use http_body::{Frame, SizeHint};
 use tokio::time::Instant;
@@ -321,7 +321,7 @@ impl Inner {
         self.prepare(&mut request).await?;
         let timeout = request
             .headers()
-            .get(GRPC_TIMEOUT)
+            .get(grpc_h3_core::names::GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_timeout(v).ok());
         let deadline = timeout.map(|t| Instant::now() + t);

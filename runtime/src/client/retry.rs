@@ -18,7 +18,7 @@ use grpc_h3_core::retry::{
     RETRY_PUSHBACK_MS,
 };
 use grpc_h3_core::service_config::ServiceConfig;
-use grpc_h3_core::timeout::{encode_timeout, GRPC_TIMEOUT};
+use grpc_h3_core::timeout::encode_timeout;
 use grpc_h3_core::{Code, Status};
 use tokio::time::Instant;
 
@@ -164,7 +164,7 @@ impl Attempts<'_> {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
             if let Ok(value) = http::HeaderValue::from_str(&encode_timeout(left)) {
-                headers.insert(GRPC_TIMEOUT, value);
+                headers.insert(grpc_h3_core::names::GRPC_TIMEOUT, value);
             }
         }
         Some(Ok(request))

@@ -217,11 +217,13 @@ where
             .unwrap_or_default(),
     );
     let accept = settings.accept_compression;
-    let encoding =
-        compression::parse_encoding(parts.headers.get(compression::GRPC_ENCODING), accept)
-            .map_err(|status| Box::new(trailers_only(&status, &Metadata::new(), accept)))?;
+    let encoding = compression::parse_encoding(
+        parts.headers.get(grpc_h3_core::names::GRPC_ENCODING),
+        accept,
+    )
+    .map_err(|status| Box::new(trailers_only(&status, &Metadata::new(), accept)))?;
     let peer_accepts =
-        EnabledEncodings::from_header(parts.headers.get(compression::GRPC_ACCEPT_ENCODING));
+        EnabledEncodings::from_header(parts.headers.get(grpc_h3_core::names::GRPC_ACCEPT_ENCODING));
     if parts.extensions.get::<GrpcMethod>().is_none() {
         if let Some(method) = GrpcMethod::from_path(parts.uri.path()) {
             parts.extensions.insert(method);

@@ -82,7 +82,7 @@ impl http_body::Body for Guarded {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(trailers) = frame.trailers_ref() {
                     let status = trailers
-                        .get(grpc_h3_core::GRPC_STATUS)
+                        .get(grpc_h3_core::names::GRPC_STATUS)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
                     this.finish(status.as_deref());

@@ -106,7 +106,7 @@ impl Responder<'_> {
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
-    headers.get(grpc_h3_core::GRPC_STATUS).cloned()
+    headers.get(grpc_h3_core::names::GRPC_STATUS).cloned()
 }
 
 /// Handles one request stream from headers to the final frame.
