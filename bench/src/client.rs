@@ -202,7 +202,6 @@ impl Client {
         duration: Duration,
     ) -> Result<(u64, u64), String> {
         let deadline = Instant::now() + duration;
-        let (mut messages, mut bytes) = (0u64, 0u64);
         match self {
             Client::H3(c) => {
                 let request = pb::h3::StreamRequest {
@@ -210,6 +209,7 @@ impl Client {
                     count: 0,
                 };
                 let mut stream = c.stream_out(request).await.map_err(err)?.into_inner();
+                let (mut messages, mut bytes) = (0u64, 0u64);
                 while Instant::now() < deadline {
                     let message = stream
                         .message()
@@ -219,8 +219,9 @@ impl Client {
                     messages += 1;
                     bytes += message.body.len() as u64;
                 }
+                Ok((messages, bytes))
             }
-            Client::Tonic(c) => return Ok(tonic_stream_out_for(c, size, deadline).await?.0),
+            Client::Tonic(c) => Ok(tonic_stream_out_for(c, size, deadline).await?.0),
             Client::TonicH3(c) => {
                 let (counts, stream) = tonic_stream_out_for(c, size, deadline).await?;
                 // h3-quinn 0.0.10 panics when a response is dropped while
@@ -231,10 +232,9 @@ impl Client {
                 if let Err(e) = tokio::spawn(async move { drop(stream) }).await {
                     eprintln!("  tonic-h3: dropping a response stream mid-read panicked: {e}");
                 }
-                return Ok(counts);
+                Ok(counts)
             }
         }
-        Ok((messages, bytes))
     }
 
     /// Opens a `Hold` call that stays open until the result is dropped.

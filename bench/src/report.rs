@@ -63,24 +63,20 @@ impl Results {
                 .and_then(|m| m.get(&stack))
                 .and_then(|v| median(v))
         };
-        let tonic = get(Stack::Tonic);
-        let ratio = |value: Option<f64>| match (value, tonic) {
+        let ratio = |value: Option<f64>, to: Option<f64>| match (value, to) {
             (Some(a), Some(b)) if b != 0.0 => Some(a / b),
             _ => None,
         };
         let (h3, h3_h2) = (get(Stack::GrpcH3), get(Stack::GrpcH3H2));
-        let tonic_h3 = get(Stack::TonicH3);
+        let (tonic, tonic_h3) = (get(Stack::Tonic), get(Stack::TonicH3));
         Medians {
             h3,
             tonic,
-            ratio: ratio(h3),
+            ratio: ratio(h3, tonic),
             tonic_h3,
-            ratio_tonic_h3: match (h3, tonic_h3) {
-                (Some(a), Some(b)) if b != 0.0 => Some(a / b),
-                _ => None,
-            },
+            ratio_tonic_h3: ratio(h3, tonic_h3),
             h3_h2,
-            h2_ratio: ratio(h3_h2),
+            h2_ratio: ratio(h3_h2, tonic),
             h2c: get(Stack::TonicH2c),
         }
     }
