@@ -150,9 +150,18 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
         }
     };
     let span = call.span.clone();
-    let run = async {
-        let response = front::respond(&shared, request).await;
-        responder.send(response).await
+    let run_shared = shared.clone();
+    let run = async move {
+        let response = front::respond(&run_shared, request).await;
+        let sent = responder.send(response).await;
+        // The response is written: h3's state for the stream goes now, not
+        // when the client has acknowledged every byte (awaited below). Its
+        // release wakes the connection's accept loop, which runs before
+        // quinn's driver gets to send, so the responses of concurrent calls
+        // share packets (S2: 0.72 -> 0.58 datagrams per call from the
+        // server on one connection, 0.93 -> 0.70 on four).
+        drop(responder);
+        sent
     }
     .instrument(span);
     tokio::pin!(run);
