@@ -24,6 +24,9 @@ pub(crate) struct Load {
     pub(crate) concurrency: usize,
     pub(crate) bulk: bool,
     pub(crate) run: Duration,
+    /// Instead of the closed loop: this many new connections, one after
+    /// another, each timed to the end of its first call.
+    pub(crate) connects: usize,
 }
 
 /// What one run under loss measured.
@@ -34,7 +37,7 @@ pub(crate) struct LossRun {
 }
 
 /// Runs the client process for one measurement; every call must succeed.
-fn measure(
+pub(crate) fn measure(
     lab: &Lab,
     stack: Stack,
     server: SocketAddr,
@@ -61,6 +64,7 @@ pub(crate) fn run_client(
         concurrency,
         bulk,
         run,
+        connects,
     } = load;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new("ip")
@@ -80,6 +84,8 @@ pub(crate) fn run_client(
             &concurrency.to_string(),
             "--seconds",
             &run.as_secs_f64().to_string(),
+            "--connects",
+            &connects.to_string(),
         ])
         .args(if bulk { &["--bulk"][..] } else { &[][..] })
         .stdin(Stdio::piped())
@@ -155,6 +161,7 @@ pub(crate) fn s7(
                     concurrency,
                     bulk: false,
                     run,
+                    connects: 0,
                 },
             )?;
             metrics.extend([(names[0], p50), (names[1], p99), (names[2], p999)]);
@@ -181,6 +188,7 @@ pub(crate) fn s8(
                 concurrency: 1,
                 bulk: true,
                 run,
+                connects: 0,
             },
         )?;
         Ok(vec![
@@ -191,17 +199,34 @@ pub(crate) fn s8(
     })
 }
 
+/// What the client process runs.
+pub(crate) struct NetLoad {
+    pub(crate) concurrency: usize,
+    pub(crate) seconds: f64,
+    pub(crate) bulk: bool,
+    pub(crate) connects: usize,
+}
+
 /// The client process: connect, warm up, say READY, wait for GO, measure,
-/// print RESULT p50 p99 p99.9 calls errors.
+/// print RESULT p50 p99 p99.9 calls errors. With `connects`, it measures
+/// new connections to the end of their first call instead (latencies in
+/// µs, calls = connections).
 pub(crate) async fn net_client(
     stack: Stack,
     addr: SocketAddr,
     ca: &Path,
-    concurrency: usize,
-    seconds: f64,
-    bulk: bool,
+    load: NetLoad,
 ) -> Result<(), String> {
+    let NetLoad {
+        concurrency,
+        seconds,
+        bulk,
+        connects,
+    } = load;
     let ca_pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+    if connects > 0 {
+        return connect_times(stack, addr, &ca_pem, connects).await;
+    }
     let client = Client::connect(stack, addr, &ca_pem).await?;
     let body = bytes::Bytes::from(vec![1u8; 100]);
     let clients = [client.clone()];
@@ -223,11 +248,7 @@ pub(crate) async fn net_client(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     println!("READY");
-    let mut line = String::new();
-    tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    wait_for_go().await?;
     let result = load::closed_loop(
         &clients,
         concurrency,
@@ -242,6 +263,52 @@ pub(crate) async fn net_client(
         result.percentile_us(0.999),
         result.calls,
         result.errors
+    );
+    Ok(())
+}
+
+/// Waits for the harness's GO line.
+async fn wait_for_go() -> Result<(), String> {
+    let mut line = String::new();
+    tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `connects` new connections one after another, each timed from the start
+/// of the connection to the end of its first call.
+async fn connect_times(
+    stack: Stack,
+    addr: SocketAddr,
+    ca_pem: &[u8],
+    connects: usize,
+) -> Result<(), String> {
+    println!("READY");
+    wait_for_go().await?;
+    let body = bytes::Bytes::from(vec![1u8; 100]);
+    let mut times = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut errors = 0;
+    for _ in 0..connects {
+        let started = std::time::Instant::now();
+        let called = match Client::connect(stack, addr, ca_pem).await {
+            Ok(client) => client.unary(&body).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match called {
+            Ok(()) => times
+                .record(started.elapsed().as_micros() as u64)
+                .map_err(|e| e.to_string())?,
+            Err(_) => errors += 1,
+        }
+    }
+    println!(
+        "RESULT {} {} {} {} {errors}",
+        times.value_at_quantile(0.5),
+        times.value_at_quantile(0.99),
+        times.value_at_quantile(0.999),
+        times.len(),
     );
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! print a markdown table and write `target/bench/latest.json`.
 
 mod client;
+mod delay;
 mod failover;
 mod fallback;
 mod harness;
@@ -16,6 +17,7 @@ mod netns;
 mod pb;
 mod procfs;
 mod report;
+mod rtt;
 mod scenarios;
 mod server;
 mod soak;
@@ -148,6 +150,10 @@ enum Command {
         seconds: f64,
         #[arg(long)]
         bulk: bool,
+        /// Time this many new connections to the end of their first call
+        /// instead of running the closed loop.
+        #[arg(long, default_value_t = 0)]
+        connects: usize,
     },
     /// Soak runs against one grpc-h3 server process: load (many streams
     /// for a long time), kill (SIGKILL and reconnection), loss (5 % each
@@ -272,6 +278,7 @@ async fn run_suite(
             Ok(lab) => run_loss(&lab, &cert, scale, repeats, &stacks, &wants, &mut results),
         }
     }
+    rtt::run(&cert, scale, &stacks, &wants, &mut results);
     println!("{}\n", udp_offloads());
     println!("{}", results.markdown());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -437,7 +444,16 @@ fn main() -> std::process::ExitCode {
                 concurrency,
                 seconds,
                 bulk,
-            } => lossy::net_client(stack, addr, &ca, concurrency, seconds, bulk).await,
+                connects,
+            } => {
+                let load = lossy::NetLoad {
+                    concurrency,
+                    seconds,
+                    bulk,
+                    connects,
+                };
+                lossy::net_client(stack, addr, &ca, load).await
+            }
         }
     });
     match result {

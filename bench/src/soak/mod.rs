@@ -418,6 +418,7 @@ fn loss(cert: &Certificate, seconds: f64) -> Result<(Vec<String>, bool), String>
                 concurrency: 16,
                 bulk: false,
                 run: Duration::from_secs_f64(seconds),
+                connects: 0,
             },
         )
     })?;
