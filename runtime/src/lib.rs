@@ -72,6 +72,7 @@ pub use interceptor::{AsyncInterceptedService, AsyncInterceptor, InterceptedServ
 pub use message::{IntoRequest, IntoStreamingRequest, Request, Response};
 pub use messages::Streaming;
 pub use tokio_util::sync::CancellationToken;
+pub use transport::CongestionControl;
 
 /// Includes the code generated for a protobuf package by
 /// `grpc_h3_build` in `build.rs`.

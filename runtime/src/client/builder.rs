@@ -16,7 +16,7 @@ use super::pool::Pool;
 use super::resolve::SharedResolver;
 use super::ServiceConfig;
 use crate::tls::ClientTlsConfig;
-use crate::transport::{self, Side, MAX_HEADER_LIST_SIZE_CEILING};
+use crate::transport::{self, CongestionControl, Side, MAX_HEADER_LIST_SIZE_CEILING};
 use crate::{Error, Transport};
 
 /// Configures a [`Channel`]; every setting has a default, documented on its
@@ -45,6 +45,7 @@ pub struct ChannelBuilder {
     connect_timeout: Duration,
     idle_timeout: Duration,
     keep_alive_interval: Option<Option<Duration>>,
+    congestion: CongestionControl,
     max_header_list_size: u64,
     backoff: BackoffConfig,
     wait_for_ready: bool,
@@ -76,6 +77,7 @@ impl Channel {
             connect_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(10),
             keep_alive_interval: None,
+            congestion: CongestionControl::default(),
             max_header_list_size: 16 * 1024,
             backoff: BackoffConfig::default(),
             wait_for_ready: false,
@@ -285,6 +287,13 @@ impl ChannelBuilder {
         self
     }
 
+    /// The congestion controller of HTTP/3 connections. Default:
+    /// [`CongestionControl::Cubic`].
+    pub fn congestion_control(mut self, controller: CongestionControl) -> Self {
+        self.congestion = controller;
+        self
+    }
+
     /// Sends keep-alives (QUIC or HTTP/2 PINGs) this often, so calls that
     /// stay quiet longer than the idle timeout keep their connection and a
     /// dead server is noticed. `None` turns them off. Must be shorter than
@@ -392,8 +401,12 @@ impl ChannelBuilder {
             let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
                 .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
             let mut quic_config = quinn::ClientConfig::new(Arc::new(crypto));
-            let quic_transport =
-                transport::transport_config(Side::Client, self.idle_timeout, keep_alive)?;
+            let quic_transport = transport::transport_config(
+                Side::Client,
+                self.idle_timeout,
+                keep_alive,
+                self.congestion,
+            )?;
             quic_config.transport_config(Arc::new(quic_transport));
             Ok(H3Connector {
                 target: target.clone(),

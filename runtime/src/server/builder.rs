@@ -17,7 +17,7 @@ use crate::body::BoxError;
 #[cfg(feature = "dev-certificate")]
 use crate::tls::DevCertificate;
 use crate::tls::{self, ClientAuth, Identity};
-use crate::transport::{self, Side};
+use crate::transport::{self, CongestionControl, Side};
 use crate::{Body, Error};
 
 /// Which transports a server listens on.
@@ -108,6 +108,7 @@ pub struct ServerBuilder {
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
     rustls_config: Option<Arc<rustls::ServerConfig>>,
     quic_transport: Option<Arc<quinn::TransportConfig>>,
+    congestion: CongestionControl,
     listen: Listen,
     advertise_http3: Option<bool>,
     services: HashMap<String, RouteService>,
@@ -167,6 +168,15 @@ impl ServerBuilder {
     #[must_use]
     pub fn quic_transport_config(mut self, config: Arc<quinn::TransportConfig>) -> Self {
         self.quic_transport = Some(config);
+        self
+    }
+
+    /// The congestion controller of HTTP/3 connections (ignored with
+    /// [`quic_transport_config`](Self::quic_transport_config)). Default:
+    /// [`CongestionControl::Cubic`].
+    #[must_use]
+    pub fn congestion_control(mut self, controller: CongestionControl) -> Self {
+        self.congestion = controller;
         self
     }
 
@@ -344,6 +354,7 @@ impl ServerBuilder {
                 },
                 self.config.idle_timeout,
                 keep_alive,
+                self.congestion,
             )?),
         };
         quic.transport_config(transport);

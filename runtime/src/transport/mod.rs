@@ -76,6 +76,42 @@ pub(crate) fn endpoint(
     )
 }
 
+/// The congestion controller of QUIC connections: how fast a connection
+/// sends, and how it reacts to loss.
+///
+/// ```
+/// use grpc_h3::{server::Server, CongestionControl};
+///
+/// let builder = Server::builder().congestion_control(CongestionControl::Bbr);
+/// # let _ = builder;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CongestionControl {
+    /// CUBIC (RFC 9438), what Linux TCP uses: the window shrinks by 30 %
+    /// on each loss event. The default.
+    #[default]
+    Cubic,
+    /// BBR, quinn's implementation (which quinn marks experimental): sends
+    /// at the bottleneck bandwidth and round trip it measures, and does not
+    /// read random loss as congestion, so a lossy path keeps its rate.
+    Bbr,
+    /// NewReno (RFC 9002's reference controller): halves the window on
+    /// each loss event.
+    NewReno,
+}
+
+impl CongestionControl {
+    fn factory(self) -> std::sync::Arc<dyn quinn::congestion::ControllerFactory + Send + Sync> {
+        use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
+        match self {
+            CongestionControl::Cubic => std::sync::Arc::new(CubicConfig::default()),
+            CongestionControl::Bbr => std::sync::Arc::new(BbrConfig::default()),
+            CongestionControl::NewReno => std::sync::Arc::new(NewRenoConfig::default()),
+        }
+    }
+}
+
 /// Which side a transport configuration is for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Side {
@@ -132,9 +168,11 @@ pub(crate) fn transport_config(
     side: Side,
     idle_timeout: Duration,
     keep_alive: Option<Duration>,
+    congestion: CongestionControl,
 ) -> Result<quinn::TransportConfig, crate::Error> {
     let mut transport = quinn::TransportConfig::default();
     transport
+        .congestion_controller_factory(congestion.factory())
         .stream_receive_window(quinn::VarInt::from_u32(2 << 20))
         .receive_window(quinn::VarInt::from_u32(16 << 20))
         .send_window(16 << 20)
@@ -162,6 +200,21 @@ pub(crate) fn transport_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_congestion_choice_builds_its_controller() {
+        use quinn::congestion::{Bbr, Cubic, NewReno};
+        let build = |choice: CongestionControl| {
+            choice
+                .factory()
+                .build(std::time::Instant::now(), 1200)
+                .into_any()
+        };
+        assert!(build(CongestionControl::default()).is::<Cubic>());
+        assert!(build(CongestionControl::Cubic).is::<Cubic>());
+        assert!(build(CongestionControl::Bbr).is::<Bbr>());
+        assert!(build(CongestionControl::NewReno).is::<NewReno>());
+    }
 
     #[test]
     fn keep_alive_defaults_to_a_third_of_the_idle_timeout() {
