@@ -4,8 +4,63 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use crate::Stack;
+
+/// A congestion controller for grpc-h3's QUIC server, on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Congestion {
+    /// CUBIC (grpc-h3's default).
+    Cubic,
+    /// BBR.
+    Bbr,
+    /// NewReno.
+    NewReno,
+}
+
+impl Congestion {
+    pub(crate) fn controller(self) -> grpc_h3::CongestionControl {
+        match self {
+            Congestion::Cubic => grpc_h3::CongestionControl::Cubic,
+            Congestion::Bbr => grpc_h3::CongestionControl::Bbr,
+            Congestion::NewReno => grpc_h3::CongestionControl::NewReno,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Congestion::Cubic => "cubic",
+            Congestion::Bbr => "bbr",
+            Congestion::NewReno => "new-reno",
+        }
+    }
+}
+
+/// The congestion controller grpc-h3's server processes use, if the run
+/// chose one.
+static SERVER_CONGESTION: OnceLock<Congestion> = OnceLock::new();
+
+/// Runs grpc-h3's HTTP/3 server processes with `controller`.
+pub(crate) fn set_server_congestion(controller: Congestion) {
+    let _ = SERVER_CONGESTION.set(controller);
+}
+
+/// The CPUs every server process is pinned to (a `taskset -c` list), if
+/// the run asked for it.
+static SERVER_CPUS: OnceLock<String> = OnceLock::new();
+
+/// Pins every server process started from now on to `cpus` (a `taskset
+/// -c` list such as `0` or `0,1`); its tokio runtime then starts one worker
+/// per CPU in the list, as on a machine that size.
+pub(crate) fn pin_servers(cpus: String) -> Result<(), String> {
+    if Command::new("taskset").arg("-V").output().is_err() {
+        return Err("--server-cpus needs `taskset` (Debian: apt-get install util-linux)".into());
+    }
+    SERVER_CPUS
+        .set(cpus)
+        .map_err(|_| "the server CPUs are already set".to_owned())
+}
 
 /// A development certificate on disk, for server processes.
 pub(crate) struct Certificate {
@@ -67,10 +122,17 @@ impl ServerProcess {
         max_streams: Option<u32>,
     ) -> Result<ServerProcess, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut command = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(exe);
+        let mut launcher: Vec<String> = Vec::new();
+        if let Some(ns) = netns {
+            launcher.extend(["ip", "netns", "exec", ns].map(String::from));
+        }
+        if let Some(cpus) = SERVER_CPUS.get() {
+            launcher.extend(["taskset".to_owned(), "-c".to_owned(), cpus.clone()]);
+        }
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(exe);
                 c
             }
             None => Command::new(exe),
@@ -88,6 +150,12 @@ impl ServerProcess {
             .arg("--key")
             .arg(&cert.key_path)
             .args(max_streams.map(|n| format!("--max-streams={n}")))
+            .args(
+                SERVER_CONGESTION
+                    .get()
+                    .filter(|_| stack == Stack::GrpcH3)
+                    .map(|c| format!("--congestion={}", c.name())),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         let mut child = command

@@ -27,6 +27,9 @@ pub(crate) struct Load {
     /// Instead of the closed loop: this many new connections, one after
     /// another, each timed to the end of its first call.
     pub(crate) connects: usize,
+    /// Instead of the closed loop: one download of 1 MiB messages for the
+    /// whole run.
+    pub(crate) download: bool,
 }
 
 /// What one run under loss measured.
@@ -51,7 +54,7 @@ pub(crate) fn measure(
     }
 }
 
-/// Runs the client process for one measurement.
+/// Runs the client process for one measurement of calls or connections.
 pub(crate) fn run_client(
     lab: &Lab,
     stack: Stack,
@@ -59,12 +62,32 @@ pub(crate) fn run_client(
     ca: &Path,
     load: Load,
 ) -> Result<LossRun, String> {
+    match run_client_fields(lab, stack, server, ca, load)?[..] {
+        [p50, p99, p999, calls, errors] => Ok(LossRun {
+            latencies: (p50, p99, p999),
+            calls: calls as u64,
+            errors: errors as u64,
+        }),
+        ref other => Err(format!("unreadable result {other:?}")),
+    }
+}
+
+/// Runs the client process for one measurement; the numbers of its RESULT
+/// line.
+pub(crate) fn run_client_fields(
+    lab: &Lab,
+    stack: Stack,
+    server: SocketAddr,
+    ca: &Path,
+    load: Load,
+) -> Result<Vec<f64>, String> {
     let Load {
         per_mille,
         concurrency,
         bulk,
         run,
         connects,
+        download,
     } = load;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new("ip")
@@ -87,7 +110,8 @@ pub(crate) fn run_client(
             "--connects",
             &connects.to_string(),
         ])
-        .args(if bulk { &["--bulk"][..] } else { &[][..] })
+        .args(bulk.then_some("--bulk"))
+        .args(download.then_some("--download"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -111,20 +135,12 @@ pub(crate) fn run_client(
     let _ = child.wait();
     go.map_err(|e| e.to_string())?;
     let result = result?;
-    let fields: Vec<f64> = result
+    Ok(result
         .strip_prefix("RESULT ")
         .ok_or_else(|| format!("the client said {result:?}"))?
         .split_whitespace()
         .filter_map(|f| f.parse().ok())
-        .collect();
-    match fields[..] {
-        [p50, p99, p999, calls, errors] => Ok(LossRun {
-            latencies: (p50, p99, p999),
-            calls: calls as u64,
-            errors: errors as u64,
-        }),
-        _ => Err(format!("unreadable result {result:?}")),
-    }
+        .collect())
 }
 
 pub(crate) fn with_server<T>(
@@ -162,6 +178,7 @@ pub(crate) fn s7(
                     bulk: false,
                     run,
                     connects: 0,
+                    download: false,
                 },
             )?;
             metrics.extend([(names[0], p50), (names[1], p99), (names[2], p999)]);
@@ -170,11 +187,13 @@ pub(crate) fn s7(
     })
 }
 
-/// S8: unary calls (c=1) sharing one connection with a bulk stream, 1% loss.
+/// S8: unary calls (c=1) sharing one connection with a bulk stream, at
+/// `per_mille` loss (10 in the table's S8).
 pub(crate) fn s8(
     lab: &Lab,
     stack: Stack,
     cert: &Certificate,
+    per_mille: u32,
     run: Duration,
 ) -> Result<Metrics, String> {
     with_server(stack, cert, |addr| {
@@ -184,11 +203,12 @@ pub(crate) fn s8(
             addr,
             cert.path(),
             Load {
-                per_mille: 10,
+                per_mille,
                 concurrency: 1,
                 bulk: true,
                 run,
                 connects: 0,
+                download: false,
             },
         )?;
         Ok(vec![
@@ -205,12 +225,14 @@ pub(crate) struct NetLoad {
     pub(crate) seconds: f64,
     pub(crate) bulk: bool,
     pub(crate) connects: usize,
+    pub(crate) download: bool,
 }
 
 /// The client process: connect, warm up, say READY, wait for GO, measure,
 /// print RESULT p50 p99 p99.9 calls errors. With `connects`, it measures
 /// new connections to the end of their first call instead (latencies in
-/// µs, calls = connections).
+/// µs, calls = connections). With `download`, it streams 1 MiB messages
+/// for the run and prints RESULT bytes seconds.
 pub(crate) async fn net_client(
     stack: Stack,
     addr: SocketAddr,
@@ -222,10 +244,23 @@ pub(crate) async fn net_client(
         seconds,
         bulk,
         connects,
+        download,
     } = load;
     let ca_pem = std::fs::read(ca).map_err(|e| e.to_string())?;
     if connects > 0 {
         return connect_times(stack, addr, &ca_pem, connects).await;
+    }
+    if download {
+        let client = Client::connect(stack, addr, &ca_pem).await?;
+        client.unary(&bytes::Bytes::from_static(b"warm")).await?;
+        println!("READY");
+        wait_for_go().await?;
+        let started = std::time::Instant::now();
+        let (_, bytes) = client
+            .stream_out_for(1 << 20, Duration::from_secs_f64(seconds))
+            .await?;
+        println!("RESULT {bytes} {}", started.elapsed().as_secs_f64());
+        return Ok(());
     }
     let client = Client::connect(stack, addr, &ca_pem).await?;
     let body = bytes::Bytes::from(vec![1u8; 100]);

@@ -89,6 +89,21 @@ enum Command {
         /// value's median. More repeats steady the ratios on a noisy machine.
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Pin every server process to these CPUs (a `taskset -c` list,
+        /// e.g. 0); its runtime then has one worker per CPU. Pin the
+        /// harness (the client) apart with `taskset -c 1 grpc-h3-bench ...`.
+        #[arg(long)]
+        server_cpus: Option<String>,
+        /// The congestion controller of grpc-h3's HTTP/3 servers (default:
+        /// grpc-h3's, CUBIC).
+        #[arg(long, value_enum)]
+        quic_congestion: Option<harness::Congestion>,
+        /// The TCP congestion controller in the lab's namespaces (e.g.
+        /// cubic, bbr; default: the host's net.ipv4.tcp_congestion_control).
+        /// Linux lets a namespace choose only controllers listed in the
+        /// host's net.ipv4.tcp_allowed_congestion_control.
+        #[arg(long)]
+        tcp_congestion: Option<String>,
     },
     /// A short run of every scenario (smoke test; asserts nothing about speed).
     Quick {
@@ -135,6 +150,10 @@ enum Command {
         /// Per-connection stream limit (default: the stack's own).
         #[arg(long)]
         max_streams: Option<u32>,
+        /// grpc-h3 over HTTP/3: the congestion controller (default:
+        /// grpc-h3's).
+        #[arg(long, value_enum)]
+        congestion: Option<harness::Congestion>,
     },
     /// Internal: the client process of the loss scenarios.
     NetClient {
@@ -154,6 +173,10 @@ enum Command {
         /// instead of running the closed loop.
         #[arg(long, default_value_t = 0)]
         connects: usize,
+        /// Stream 1 MiB messages for the run and report the throughput
+        /// instead of running the closed loop.
+        #[arg(long)]
+        download: bool,
     },
     /// Soak runs against one grpc-h3 server process: load (many streams
     /// for a long time), kill (SIGKILL and reconnection), loss (5 % each
@@ -182,6 +205,17 @@ enum Command {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+    },
+    /// Sets up the two-namespace lab (gh3b-srv at 10.203.0.1, gh3b-cli)
+    /// and holds it until stdin closes, for experiments by hand (`ip netns
+    /// exec gh3b-cli ...`). Needs root, ip, nft, ethtool, ping.
+    Lab {
+        /// Round-trip time in milliseconds (0: the veth pair, no delay line).
+        #[arg(long, default_value_t = 0)]
+        rtt_ms: u64,
+        /// Packets dropped per thousand, each way.
+        #[arg(long, default_value_t = 0)]
+        loss_per_mille: u32,
     },
     /// Open-loop load at a fixed rate against a fresh server, latency
     /// corrected for coordinated omission.
@@ -279,6 +313,9 @@ async fn run_suite(
         }
     }
     rtt::run(&cert, scale, &stacks, &wants, &mut results);
+    if wants("BOTTLENECK") {
+        rtt::bottleneck(&cert, scale, &stacks, &mut results);
+    }
     println!("{}\n", udp_offloads());
     println!("{}", results.markdown());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -327,7 +364,7 @@ fn run_loss(
         for repeat in 0..repeats {
             for &stack in stacks {
                 eprintln!("S8 {} (repeat {}/{repeats})", stack.name(), repeat + 1);
-                match lossy::s8(lab, stack, cert, run) {
+                match lossy::s8(lab, stack, cert, 10, run) {
                     Ok(metrics) => metrics
                         .into_iter()
                         .for_each(|(m, v)| results.record("S8 bulk + unary, 1% loss", m, stack, v)),
@@ -376,7 +413,24 @@ fn main() -> std::process::ExitCode {
                 only,
                 stacks,
                 repeats,
-            } => run_suite(scenarios::Scale::full(), repeats.max(1), &only, &stacks).await,
+                server_cpus,
+                quic_congestion,
+                tcp_congestion,
+            } => {
+                if let Some(controller) = tcp_congestion {
+                    println!("the lab's TCP uses {controller} congestion control");
+                    netns::set_tcp_congestion(controller);
+                }
+                if let Some(controller) = quic_congestion {
+                    println!("grpc-h3's HTTP/3 servers use {controller:?} congestion control");
+                    harness::set_server_congestion(controller);
+                }
+                if let Some(cpus) = server_cpus {
+                    println!("every server process pinned to CPUs {cpus} (taskset -c)");
+                    harness::pin_servers(cpus)?;
+                }
+                run_suite(scenarios::Scale::full(), repeats.max(1), &only, &stacks).await
+            }
             Command::Quick { only, stacks } => {
                 run_suite(scenarios::Scale::quick(), 1, &only, &stacks).await
             }
@@ -386,12 +440,14 @@ fn main() -> std::process::ExitCode {
                 cert,
                 key,
                 max_streams,
+                congestion,
             } => {
                 let (cert, key) = (
                     std::fs::read(cert).map_err(|e| e.to_string())?,
                     std::fs::read(key).map_err(|e| e.to_string())?,
                 );
-                server::serve(stack, addr, cert, key, max_streams)
+                let congestion = congestion.map(harness::Congestion::controller);
+                server::serve(stack, addr, cert, key, max_streams, congestion)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -409,6 +465,22 @@ fn main() -> std::process::ExitCode {
                     Duration::from_millis(deadline_ms),
                 )
                 .await
+            }
+            Command::Lab {
+                rtt_ms,
+                loss_per_mille,
+            } => {
+                let lab = match rtt_ms {
+                    0 => netns::Lab::create()?,
+                    ms => netns::Lab::with_rtt(Duration::from_millis(ms))?,
+                };
+                lab.set_loss(loss_per_mille)?;
+                println!("lab up: {rtt_ms} ms round trip, {loss_per_mille}/1000 loss each way; close stdin to remove it");
+                tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                Ok(())
             }
             Command::OpenLoop {
                 stack,
@@ -445,12 +517,14 @@ fn main() -> std::process::ExitCode {
                 seconds,
                 bulk,
                 connects,
+                download,
             } => {
                 let load = lossy::NetLoad {
                     concurrency,
                     seconds,
                     bulk,
                     connects,
+                    download,
                 };
                 lossy::net_client(stack, addr, &ca, load).await
             }

@@ -8,6 +8,7 @@
 //! `ping` (iputils-ping) to check a round-trip time.
 
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::delay::{self, DelayLine};
@@ -17,6 +18,16 @@ pub(crate) const CLIENT_NS: &str = "gh3b-cli";
 pub(crate) const SERVER_IP: &str = "10.203.0.1";
 const CLIENT_IP: &str = "10.203.0.2";
 const TABLE: &str = "gh3b_loss";
+
+/// The TCP congestion controller the lab's namespaces use, if the run
+/// chose one (otherwise they inherit the host's).
+static TCP_CONGESTION: OnceLock<String> = OnceLock::new();
+
+/// Makes every lab from now on use `controller` for TCP (a name from
+/// `net.ipv4.tcp_available_congestion_control`, e.g. cubic or bbr).
+pub(crate) fn set_tcp_congestion(controller: String) {
+    let _ = TCP_CONGESTION.set(controller);
+}
 
 fn run(args: &[&str]) -> Result<(), String> {
     let output = Command::new(args[0])
@@ -57,7 +68,15 @@ impl Lab {
                 "the delay line should give a round trip of {rtt:?}, ping measured {measured:?}"
             ));
         }
-        eprintln!("lab round trip: {rtt:?} asked, {measured:?} measured by ping");
+        let tcp = Command::new("ip")
+            .args(["netns", "exec", SERVER_NS, "sysctl", "-n"])
+            .arg("net.ipv4.tcp_congestion_control")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        eprintln!(
+            "lab round trip: {rtt:?} asked, {measured:?} measured by ping; TCP congestion control {tcp}"
+        );
         Ok(lab)
     }
 
@@ -105,6 +124,18 @@ impl Lab {
                 dev,
             ])?;
             run(&["ip", "-n", ns, "link", "set", dev, "up"])?;
+            if let Some(controller) = TCP_CONGESTION.get() {
+                run(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    &format!("net.ipv4.tcp_congestion_control={controller}"),
+                ])?;
+            }
             run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
             // One drop must be one packet: no segmentation or receive
             // coalescing offloads on either end.
@@ -160,6 +191,34 @@ impl Lab {
                     "drop",
                 ])?;
             }
+        }
+        Ok(())
+    }
+
+    /// Limits each direction to `mbit` Mbit/s: a token bucket (tc tbf) on
+    /// each namespace's device, queueing up to 100 ms of traffic before it
+    /// drops, like a bottleneck link with a deep buffer.
+    pub(crate) fn set_rate(&self, mbit: u32) -> Result<(), String> {
+        for (ns, dev) in [(SERVER_NS, "gh3b-s"), (CLIENT_NS, "gh3b-c")] {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                dev,
+                "root",
+                "tbf",
+                "rate",
+                &format!("{mbit}mbit"),
+                "burst",
+                "32kb",
+                "latency",
+                "100ms",
+            ])?;
         }
         Ok(())
     }

@@ -111,12 +111,14 @@ impl pb::tonic::bench_server::Bench for TonicBench {
 
 /// Serves until stdin closes. `max_streams` raises the per-connection
 /// stream limit on either stack (S6); otherwise each keeps its default.
+/// `congestion` sets grpc-h3's QUIC congestion controller.
 pub(crate) async fn serve(
     stack: Stack,
     addr: SocketAddr,
     cert_pem: Vec<u8>,
     key_pem: Vec<u8>,
     max_streams: Option<u32>,
+    congestion: Option<grpc_h3::CongestionControl>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let stop = async {
         let mut sink = [0u8; 64];
@@ -133,6 +135,9 @@ pub(crate) async fn serve(
             let mut builder = grpc_h3::server::Server::builder().listen(listen);
             if let Some(limit) = max_streams {
                 builder = builder.max_concurrent_streams(limit);
+            }
+            if let Some(controller) = congestion {
+                builder = builder.congestion_control(controller);
             }
             let server = builder
                 .tls_identity(&cert_pem, &key_pem)

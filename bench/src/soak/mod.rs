@@ -419,6 +419,7 @@ fn loss(cert: &Certificate, seconds: f64) -> Result<(Vec<String>, bool), String>
                 bulk: false,
                 run: Duration::from_secs_f64(seconds),
                 connects: 0,
+                download: false,
             },
         )
     })?;
