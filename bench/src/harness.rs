@@ -27,14 +27,6 @@ impl Congestion {
             Congestion::NewReno => grpc_h3::CongestionControl::NewReno,
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Congestion::Cubic => "cubic",
-            Congestion::Bbr => "bbr",
-            Congestion::NewReno => "new-reno",
-        }
-    }
 }
 
 /// The congestion controller grpc-h3's server processes use, if the run
@@ -154,7 +146,8 @@ impl ServerProcess {
                 SERVER_CONGESTION
                     .get()
                     .filter(|_| stack == Stack::GrpcH3)
-                    .map(|c| format!("--congestion={}", c.name())),
+                    .and_then(clap::ValueEnum::to_possible_value)
+                    .map(|c| format!("--congestion={}", c.get_name())),
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());

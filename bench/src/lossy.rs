@@ -21,15 +21,39 @@ type Latencies = (f64, f64, f64);
 #[derive(Clone, Copy)]
 pub(crate) struct Load {
     pub(crate) per_mille: u32,
-    pub(crate) concurrency: usize,
-    pub(crate) bulk: bool,
+    pub(crate) work: Work,
     pub(crate) run: Duration,
-    /// Instead of the closed loop: this many new connections, one after
-    /// another, each timed to the end of its first call.
-    pub(crate) connects: usize,
-    /// Instead of the closed loop: one download of 1 MiB messages for the
-    /// whole run.
-    pub(crate) download: bool,
+}
+
+/// What the client process measures.
+#[derive(Clone, Copy)]
+pub(crate) enum Work {
+    /// Unary calls in a closed loop at this concurrency; `bulk` adds a
+    /// download on the same connection. Prints RESULT p50 p99 p99.9 calls
+    /// errors (latencies in µs).
+    Calls { concurrency: usize, bulk: bool },
+    /// This many new connections, one after another, each timed to the end
+    /// of its first call. Prints RESULT like `Calls`, one call per
+    /// connection.
+    Connects(usize),
+    /// One download of 1 MiB messages for the run. Prints RESULT bytes
+    /// seconds.
+    Download,
+}
+
+impl Work {
+    /// The client process's arguments for this work.
+    fn args(self) -> Vec<String> {
+        match self {
+            Work::Calls { concurrency, bulk } => {
+                let mut args = vec!["--concurrency".to_owned(), concurrency.to_string()];
+                args.extend(bulk.then(|| "--bulk".to_owned()));
+                args
+            }
+            Work::Connects(n) => vec!["--connects".to_owned(), n.to_string()],
+            Work::Download => vec!["--download".to_owned()],
+        }
+    }
 }
 
 /// What one run under loss measured.
@@ -40,7 +64,7 @@ pub(crate) struct LossRun {
 }
 
 /// Runs the client process for one measurement; every call must succeed.
-pub(crate) fn measure(
+fn measure(
     lab: &Lab,
     stack: Stack,
     server: SocketAddr,
@@ -83,11 +107,8 @@ pub(crate) fn run_client_fields(
 ) -> Result<Vec<f64>, String> {
     let Load {
         per_mille,
-        concurrency,
-        bulk,
+        work,
         run,
-        connects,
-        download,
     } = load;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new("ip")
@@ -102,16 +123,8 @@ pub(crate) fn run_client_fields(
         ])
         .arg("--ca")
         .arg(ca)
-        .args([
-            "--concurrency",
-            &concurrency.to_string(),
-            "--seconds",
-            &run.as_secs_f64().to_string(),
-            "--connects",
-            &connects.to_string(),
-        ])
-        .args(bulk.then_some("--bulk"))
-        .args(download.then_some("--download"))
+        .args(["--seconds", &run.as_secs_f64().to_string()])
+        .args(work.args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -174,11 +187,11 @@ pub(crate) fn s7(
                 cert.path(),
                 Load {
                     per_mille,
-                    concurrency,
-                    bulk: false,
+                    work: Work::Calls {
+                        concurrency,
+                        bulk: false,
+                    },
                     run,
-                    connects: 0,
-                    download: false,
                 },
             )?;
             metrics.extend([(names[0], p50), (names[1], p99), (names[2], p999)]);
@@ -204,11 +217,11 @@ pub(crate) fn s8(
             cert.path(),
             Load {
                 per_mille,
-                concurrency: 1,
-                bulk: true,
+                work: Work::Calls {
+                    concurrency: 1,
+                    bulk: true,
+                },
                 run,
-                connects: 0,
-                download: false,
             },
         )?;
         Ok(vec![
@@ -219,49 +232,21 @@ pub(crate) fn s8(
     })
 }
 
-/// What the client process runs.
-pub(crate) struct NetLoad {
-    pub(crate) concurrency: usize,
-    pub(crate) seconds: f64,
-    pub(crate) bulk: bool,
-    pub(crate) connects: usize,
-    pub(crate) download: bool,
-}
-
-/// The client process: connect, warm up, say READY, wait for GO, measure,
-/// print RESULT p50 p99 p99.9 calls errors. With `connects`, it measures
-/// new connections to the end of their first call instead (latencies in
-/// µs, calls = connections). With `download`, it streams 1 MiB messages
-/// for the run and prints RESULT bytes seconds.
+/// The client process: connect, warm up, say READY, wait for GO, do
+/// `work` for `seconds`, print its RESULT line (see [`Work`]).
 pub(crate) async fn net_client(
     stack: Stack,
     addr: SocketAddr,
     ca: &Path,
-    load: NetLoad,
+    work: Work,
+    seconds: f64,
 ) -> Result<(), String> {
-    let NetLoad {
-        concurrency,
-        seconds,
-        bulk,
-        connects,
-        download,
-    } = load;
     let ca_pem = std::fs::read(ca).map_err(|e| e.to_string())?;
-    if connects > 0 {
-        return connect_times(stack, addr, &ca_pem, connects).await;
-    }
-    if download {
-        let client = Client::connect(stack, addr, &ca_pem).await?;
-        client.unary(&bytes::Bytes::from_static(b"warm")).await?;
-        println!("READY");
-        wait_for_go().await?;
-        let started = std::time::Instant::now();
-        let (_, bytes) = client
-            .stream_out_for(1 << 20, Duration::from_secs_f64(seconds))
-            .await?;
-        println!("RESULT {bytes} {}", started.elapsed().as_secs_f64());
-        return Ok(());
-    }
+    let (concurrency, bulk) = match work {
+        Work::Calls { concurrency, bulk } => (concurrency, bulk),
+        Work::Connects(connects) => return connect_times(stack, addr, &ca_pem, connects).await,
+        Work::Download => return download(stack, addr, &ca_pem, seconds).await,
+    };
     let client = Client::connect(stack, addr, &ca_pem).await?;
     let body = bytes::Bytes::from(vec![1u8; 100]);
     let clients = [client.clone()];
@@ -345,5 +330,24 @@ async fn connect_times(
         times.value_at_quantile(0.999),
         times.len(),
     );
+    Ok(())
+}
+
+/// One download of 1 MiB messages for `seconds`: RESULT bytes seconds.
+async fn download(
+    stack: Stack,
+    addr: SocketAddr,
+    ca_pem: &[u8],
+    seconds: f64,
+) -> Result<(), String> {
+    let client = Client::connect(stack, addr, ca_pem).await?;
+    client.unary(&bytes::Bytes::from_static(b"warm")).await?;
+    println!("READY");
+    wait_for_go().await?;
+    let started = std::time::Instant::now();
+    let (_, bytes) = client
+        .stream_out_for(1 << 20, Duration::from_secs_f64(seconds))
+        .await?;
+    println!("RESULT {bytes} {}", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -163,19 +163,21 @@ enum Command {
         addr: SocketAddr,
         #[arg(long)]
         ca: PathBuf,
-        #[arg(long)]
+        /// Callers of the closed loop.
+        #[arg(long, default_value_t = 1)]
         concurrency: usize,
         #[arg(long)]
         seconds: f64,
+        /// A download on the same connection as the closed loop.
         #[arg(long)]
         bulk: bool,
         /// Time this many new connections to the end of their first call
         /// instead of running the closed loop.
-        #[arg(long, default_value_t = 0)]
-        connects: usize,
+        #[arg(long, conflicts_with_all = ["download", "bulk", "concurrency"])]
+        connects: Option<usize>,
         /// Stream 1 MiB messages for the run and report the throughput
         /// instead of running the closed loop.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["bulk", "concurrency"])]
         download: bool,
     },
     /// Soak runs against one grpc-h3 server process: load (many streams
@@ -519,14 +521,12 @@ fn main() -> std::process::ExitCode {
                 connects,
                 download,
             } => {
-                let load = lossy::NetLoad {
-                    concurrency,
-                    seconds,
-                    bulk,
-                    connects,
-                    download,
+                let work = match (connects, download) {
+                    (Some(n), _) => lossy::Work::Connects(n),
+                    (None, true) => lossy::Work::Download,
+                    (None, false) => lossy::Work::Calls { concurrency, bulk },
                 };
-                lossy::net_client(stack, addr, &ca, load).await
+                lossy::net_client(stack, addr, &ca, work, seconds).await
             }
         }
     });

@@ -134,7 +134,13 @@ impl Lab {
                     "-q",
                     "-w",
                     &format!("net.ipv4.tcp_congestion_control={controller}"),
-                ])?;
+                ])
+                .map_err(|e| {
+                    format!(
+                        "{e} (a namespace may choose only controllers the host lists in \
+                         net.ipv4.tcp_allowed_congestion_control; add {controller} there)"
+                    )
+                })?;
             }
             run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
             // One drop must be one packet: no segmentation or receive

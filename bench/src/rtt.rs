@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::harness::Certificate;
-use crate::lossy::{self, Load};
+use crate::lossy::{self, Load, Work};
 use crate::netns::Lab;
 use crate::report::Results;
 use crate::scenarios::{Metrics, Scale};
@@ -28,11 +28,8 @@ fn s5(lab: &Lab, stack: Stack, cert: &Certificate, connects: usize) -> Result<Me
             cert.path(),
             Load {
                 per_mille: 0,
-                concurrency: 1,
-                bulk: false,
+                work: Work::Connects(connects),
                 run: Duration::ZERO,
-                connects,
-                download: false,
             },
         )?;
         if run.errors > 0 {
@@ -58,11 +55,8 @@ fn s4(
     lossy::with_server(stack, cert, |addr| {
         let load = Load {
             per_mille,
-            concurrency: 1,
-            bulk: false,
+            work: Work::Download,
             run,
-            connects: 0,
-            download: true,
         };
         match lossy::run_client_fields(lab, stack, addr, cert.path(), load)?[..] {
             [bytes, seconds] if seconds > 0.0 => Ok(vec![("mb_per_s", bytes / 1e6 / seconds)]),

@@ -415,11 +415,11 @@ fn loss(cert: &Certificate, seconds: f64) -> Result<(Vec<String>, bool), String>
             cert.path(),
             lossy::Load {
                 per_mille: 50,
-                concurrency: 16,
-                bulk: false,
+                work: lossy::Work::Calls {
+                    concurrency: 16,
+                    bulk: false,
+                },
                 run: Duration::from_secs_f64(seconds),
-                connects: 0,
-                download: false,
             },
         )
     })?;
