@@ -29,6 +29,13 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
         .iter()
         .zip(types)
         .map(|(m, t)| dispatch_arm(&full, m, t, rt));
+    // Methods the proto marks NO_SIDE_EFFECTS (1) or IDEMPOTENT (2): the
+    // server may run them from 0-RTT early data.
+    let replay_safe = service
+        .methods
+        .iter()
+        .filter(|m| matches!(m.options.idempotency_level, Some(1 | 2)))
+        .map(|m| m.proto_name.as_str());
     quote! {
         #[doc = #module_doc]
         pub mod #module {
@@ -118,6 +125,7 @@ pub(crate) fn generate(service: &Service, types: &[MethodTypes], rt: &TokenStrea
 
             impl<T> #rt::codegen::NamedService for #server<T> {
                 const NAME: &'static str = #full;
+                const REPLAY_SAFE_METHODS: &'static [&'static str] = &[#(#replay_safe),*];
             }
 
             #[allow(deprecated, clippy::match_single_binding)]

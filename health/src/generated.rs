@@ -347,6 +347,7 @@ pub mod health_server {
     }
     impl<T> ::grpc_h3::codegen::NamedService for HealthServer<T> {
         const NAME: &'static str = "grpc.health.v1.Health";
+        const REPLAY_SAFE_METHODS: &'static [&'static str] = &["Check", "List"];
     }
     #[allow(deprecated, clippy::match_single_binding)]
     impl<T, B> ::grpc_h3::codegen::Service<::grpc_h3::codegen::http::Request<B>>

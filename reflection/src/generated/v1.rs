@@ -316,6 +316,7 @@ pub mod server_reflection_server {
     }
     impl<T> ::grpc_h3::codegen::NamedService for ServerReflectionServer<T> {
         const NAME: &'static str = "grpc.reflection.v1.ServerReflection";
+        const REPLAY_SAFE_METHODS: &'static [&'static str] = &[];
     }
     #[allow(deprecated, clippy::match_single_binding)]
     impl<T, B> ::grpc_h3::codegen::Service<::grpc_h3::codegen::http::Request<B>>

@@ -219,7 +219,11 @@ impl ServerBuilder {
     /// with the same name replaces the first.
     #[must_use]
     pub fn add_service<S: GrpcRoute + NamedService>(self, service: S) -> Self {
-        self.add_routed_service(S::NAME, service)
+        let mut this = self.add_routed_service(S::NAME, service);
+        this.config
+            .early_data
+            .set_service(S::NAME, S::REPLAY_SAFE_METHODS);
+        this
     }
 
     /// Adds any tower service over gRPC `http` requests under the service
@@ -239,7 +243,9 @@ impl ServerBuilder {
         ResBody: http_body::Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
-        self.services.insert(name.into(), route(service));
+        let name = name.into();
+        self.config.early_data.set_service(&name, &[]);
+        self.services.insert(name, route(service));
         self
     }
 
@@ -293,6 +299,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether HTTP/3 connections with TLS configuration `tls` run
+    /// replay-safe calls from early data: ours when early data is on and no
+    /// client certificate is asked for; the user's own when its
+    /// `max_early_data_size` allows early data.
+    fn accepts_early_data(&self, tls: &rustls::ServerConfig) -> bool {
+        match &self.rustls_config {
+            Some(_) => tls.max_early_data_size != 0,
+            None => self.config.early_data.enabled && self.client_auth.is_none(),
+        }
+    }
+
     /// The TLS configuration, unless the server speaks only h2c.
     fn tls(&self) -> Result<(Option<rustls::ServerConfig>, Option<String>), Error> {
         if let Some(config) = &self.rustls_config {
@@ -330,7 +347,9 @@ impl ServerBuilder {
             .crypto_provider
             .clone()
             .unwrap_or_else(tls::default_provider);
-        let config = tls::server_config(&identity, client_ca, provider)?;
+        let mut config = tls::server_config(&identity, client_ca, provider)?;
+        config.session_storage =
+            super::early_data::TicketStore::new(self.config.early_data.ticket_lifetime);
         Ok((Some(config), dev_pem))
     }
 
@@ -339,9 +358,17 @@ impl ServerBuilder {
         tls: &rustls::ServerConfig,
         keep_alive: Option<std::time::Duration>,
     ) -> Result<quinn::ServerConfig, Error> {
-        let crypto =
-            quinn::crypto::rustls::QuicServerConfig::try_from(tls::with_alpn(tls, tls::ALPN_H3))
-                .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
+        let mut h3_tls = (*tls::with_alpn(tls, tls::ALPN_H3)).clone();
+        if self.rustls_config.is_none() {
+            // QUIC allows no other early-data limit than none or all.
+            h3_tls.max_early_data_size = if self.accepts_early_data(tls) {
+                u32::MAX
+            } else {
+                0
+            };
+        }
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(h3_tls)
+            .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut quic = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let transport = match &self.quic_transport {
             Some(transport) => transport.clone(),
@@ -488,6 +515,10 @@ impl ServerBuilder {
         local_addr: SocketAddr,
     ) -> Result<BoundServer, Error> {
         let serves_h2 = tcp.is_some() || incoming.is_some();
+        let accepts_early_data = ready
+            .tls
+            .as_ref()
+            .is_some_and(|tls| self.accepts_early_data(tls));
         let routes = Routes::new(self.services);
         let service = if self.layers.is_empty() {
             super::router::Front::Routes(routes)
@@ -500,6 +531,7 @@ impl ServerBuilder {
         };
         let mut config = self.config;
         config.ramp_stream_credit = self.quic_transport.is_none();
+        config.early_data.accepted = accepts_early_data;
         let mut shared = Shared::new(config, service, ready.keep_alive);
         if serves_h2 && self.listen != Listen::H2c {
             let tls = ready.tls.as_ref().ok_or_else(|| {

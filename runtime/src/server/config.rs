@@ -37,6 +37,7 @@ pub(crate) struct ServerConfig {
     pub(crate) udp_buffer_bytes: usize,
     pub(crate) drain_hooks: DrainHooks,
     pub(crate) drain_notice: Duration,
+    pub(crate) early_data: super::early_data::EarlyDataConfig,
 }
 
 /// What runs when graceful shutdown begins, before any GOAWAY.
@@ -73,6 +74,7 @@ impl Default for ServerConfig {
             udp_buffer_bytes: crate::transport::UDP_BUFFER_BYTES,
             drain_hooks: DrainHooks::default(),
             drain_notice: Duration::ZERO,
+            early_data: Default::default(),
         }
     }
 }

@@ -30,6 +30,7 @@
 mod activity;
 mod builder;
 mod config;
+mod early_data;
 mod front;
 pub(crate) mod grpc;
 mod h2;
@@ -68,14 +69,24 @@ pub(crate) use router::{route, Routes};
 pub trait NamedService {
     /// The name, as it appears in `:path` (`/NAME/Method`).
     const NAME: &'static str;
+
+    /// The methods (as named in `:path`) that may run from TLS early data
+    /// (0-RTT), before the handshake completes: those the proto marks
+    /// `idempotency_level = NO_SIDE_EFFECTS` or `IDEMPOTENT`, which the
+    /// generator lists here. Any other method that arrives in early data
+    /// is refused so that the client sends it again after the handshake
+    /// (see [`ServerBuilder::early_data`]). Default: none.
+    const REPLAY_SAFE_METHODS: &'static [&'static str] = &[];
 }
 
 impl<S: NamedService, F> NamedService for crate::InterceptedService<S, F> {
     const NAME: &'static str = S::NAME;
+    const REPLAY_SAFE_METHODS: &'static [&'static str] = S::REPLAY_SAFE_METHODS;
 }
 
 impl<S: NamedService, F> NamedService for crate::AsyncInterceptedService<S, F> {
     const NAME: &'static str = S::NAME;
+    const REPLAY_SAFE_METHODS: &'static [&'static str] = S::REPLAY_SAFE_METHODS;
 }
 
 /// What [`ServerBuilder::add_service`] takes: a tower service over gRPC

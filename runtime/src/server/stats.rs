@@ -58,6 +58,8 @@ pub(crate) struct Counters {
     pub(crate) early_reset_closes: AtomicU64,
     pub(crate) idle_closes: AtomicU64,
     pub(crate) handler_panics: Arc<AtomicU64>,
+    pub(crate) early_data_calls: AtomicU64,
+    pub(crate) early_data_refused: AtomicU64,
 }
 
 /// Gauges (what exists now) and counters (what happened since start) of a
@@ -105,6 +107,12 @@ pub struct ServerStats {
     pub unknown_frame_bytes: u64,
     /// Zero-length DATA frames dropped.
     pub empty_data_frames: u64,
+    /// HTTP/3 calls run before their connection's handshake completed
+    /// (0-RTT early data; replay-safe methods only).
+    pub early_data_calls: u64,
+    /// HTTP/3 calls refused (H3_REQUEST_REJECTED, not run) for arriving
+    /// before the handshake completed while their method is not replay-safe.
+    pub early_data_refused: u64,
 }
 
 /// Everything the stats are read from.
@@ -155,6 +163,8 @@ impl Meters {
             refused_frames: count(&t.refused_frames),
             unknown_frame_bytes: count(&t.unknown_frame_bytes),
             empty_data_frames: count(&t.empty_data_frames),
+            early_data_calls: count(&self.counters.early_data_calls),
+            early_data_refused: count(&self.counters.early_data_refused),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! accept loop, GOAWAY (on drain or when idle too long), and the
 //! early-reset budget.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub(crate) struct ConnectionContext {
     /// Calls open on this connection, for the idle timer.
     activity: Arc<Activity>,
     early_resets: Mutex<TokenBucket>,
+    /// Whether the TLS handshake has completed: before, requests may be
+    /// 0-RTT early data, which only replay-safe methods may act on.
+    pub(crate) handshake_done: AtomicBool,
 }
 
 impl ConnectionContext {
@@ -109,15 +112,35 @@ fn peer_info(conn: &quinn::Connection) -> PeerInfo {
 
 type H3Connection = h3::server::Connection<quic::Connection, bytes::Bytes>;
 
+/// A handshake still completing while the connection already serves
+/// 0-RTT calls: what it resolves with, the handshake gauge it holds, and
+/// when it times out.
+struct PendingHandshake {
+    completed: quinn::ZeroRttAccepted,
+    _gauge: Held,
+    deadline: Instant,
+}
+
+impl PendingHandshake {
+    /// Whether the handshake completed in time (a failed handshake ends
+    /// the connection, which the accept loop sees).
+    async fn finish(self) -> bool {
+        tokio::time::timeout_at(self.deadline, self.completed)
+            .await
+            .is_ok()
+    }
+}
+
 /// Completes the handshake and the HTTP/3 setup within the handshake
-/// timeout.
+/// timeout; with 0-RTT, the HTTP/3 setup only, the handshake going on
+/// while early calls are served.
 async fn establish(
     incoming: quinn::Incoming,
     shared: &Arc<Shared>,
     conn_state: Arc<ConnState>,
     streams: ServerStreams,
-) -> Option<(quinn::Connection, H3Connection)> {
-    let _handshake = Held::enter(shared, |s| &s.meters.handshakes);
+) -> Option<(quinn::Connection, H3Connection, Option<PendingHandshake>)> {
+    let gauge = Held::enter(shared, |s| &s.meters.handshakes);
     let deadline = Instant::now() + shared.config.handshake_timeout;
     let connecting = match incoming.accept() {
         Ok(connecting) => connecting,
@@ -127,22 +150,36 @@ async fn establish(
         }
     };
     let setup = async {
-        let conn = connecting.await.map_err(|e| e.to_string())?;
+        let (conn, completed) = if shared.config.early_data.accepted {
+            match connecting.into_0rtt() {
+                Ok((conn, completed)) => (conn, Some(completed)),
+                Err(connecting) => (connecting.await.map_err(|e| e.to_string())?, None),
+            }
+        } else {
+            (connecting.await.map_err(|e| e.to_string())?, None)
+        };
         let h3_conn = h3::server::builder()
             .max_field_section_size(shared.config.max_header_list_size)
             .build(quic::Connection::server(conn.clone(), conn_state, streams))
             .await
             .map_err(|e| format!("HTTP/3 setup failed: {e}"))?;
-        Ok::<_, String>((conn, h3_conn))
+        Ok::<_, String>((conn, h3_conn, completed))
     };
     match tokio::time::timeout_at(deadline, setup).await {
-        Ok(Ok(established)) => {
-            shared
-                .meters
-                .counters
-                .connections_accepted
-                .fetch_add(1, Ordering::Relaxed);
-            Some(established)
+        Ok(Ok((conn, h3_conn, completed))) => {
+            let pending = completed.map(|completed| PendingHandshake {
+                completed,
+                _gauge: gauge,
+                deadline,
+            });
+            if pending.is_none() {
+                shared
+                    .meters
+                    .counters
+                    .connections_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Some((conn, h3_conn, pending))
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "handshake failed");
@@ -182,10 +219,12 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
         shared.config.max_header_list_size,
         shared.meters.transport.clone(),
     ));
-    let Some((conn, mut h3_conn)) = establish(incoming, &shared, conn_state.clone(), streams).await
+    let Some((conn, mut h3_conn, pending)) =
+        establish(incoming, &shared, conn_state.clone(), streams).await
     else {
         return;
     };
+    let mut handshake = pending.map(|pending| Box::pin(pending.finish()));
     let (count, per) = shared.config.early_reset_limit;
     let ctx = Arc::new(ConnectionContext {
         shared: shared.clone(),
@@ -195,6 +234,7 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
         quic: conn.clone(),
         activity: Arc::default(),
         early_resets: Mutex::new(TokenBucket::new(count, per, Instant::now())),
+        handshake_done: AtomicBool::new(handshake.is_none()),
     });
     let mut accepted: u64 = 0;
     let mut closing = false;
@@ -227,6 +267,17 @@ pub(crate) async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     break;
                 }
             },
+            completed = async { handshake.as_mut().expect("pending").await }, if handshake.is_some() => {
+                handshake = None;
+                if !completed {
+                    shared.meters.counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %ctx.peer.addr, "handshake timed out after 0-RTT");
+                    break;
+                }
+                ctx.handshake_done.store(true, Ordering::Release);
+                shared.meters.counters.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                false
+            }
             () = shared.drain.fired(), if !closing => true,
             () = ctx.activity.idle_for(shared.config.max_connection_idle), if !closing => {
                 shared.meters.counters.idle_closes.fetch_add(1, Ordering::Relaxed);

@@ -34,6 +34,7 @@ use crate::transport::quic::{self, StreamEnd};
 use crate::Body;
 
 type Resolver = h3::server::RequestResolver<quic::Connection, Bytes>;
+type RequestStream = h3::server::RequestStream<quic::BidiStream<Bytes>, Bytes>;
 
 async fn until(deadline: Option<Instant>) {
     match deadline {
@@ -105,6 +106,30 @@ impl Responder<'_> {
     }
 }
 
+/// Lets a request through unless it may be 0-RTT early data (the
+/// handshake has not completed) and its method is not replay-safe: such a
+/// request is refused with H3_REQUEST_REJECTED, not run, and the client
+/// sends it again after the handshake.
+fn early_data_check(
+    head: http::Request<()>,
+    mut stream: RequestStream,
+    ctx: &ConnectionContext,
+) -> Option<(http::Request<()>, RequestStream)> {
+    if ctx.handshake_done.load(Ordering::Acquire) {
+        return Some((head, stream));
+    }
+    let counters = &ctx.shared.meters.counters;
+    if ctx.shared.config.early_data.replay_safe(head.uri().path()) {
+        counters.early_data_calls.fetch_add(1, Ordering::Relaxed);
+        return Some((head, stream));
+    }
+    counters.early_data_refused.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(peer = %ctx.peer.addr, path = head.uri().path(), "refusing a call that is not replay-safe before the handshake completed");
+    stream.stop_sending(h3::error::Code::H3_REQUEST_REJECTED);
+    stream.stop_stream(h3::error::Code::H3_REQUEST_REJECTED);
+    None
+}
+
 fn grpc_status(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
     headers.get(grpc_h3_core::names::GRPC_STATUS).cloned()
 }
@@ -123,6 +148,10 @@ pub(super) async fn handle(resolver: Resolver, ctx: Arc<ConnectionContext>) {
         }
     };
     let shared = ctx.shared.clone();
+    let (head, stream) = match early_data_check(head, stream, &ctx) {
+        Some(admitted) => admitted,
+        None => return,
+    };
     let mut end_signal: EndSignal = ctx.stop_signals.take(stream.id().into_inner());
     let (send, recv) = stream.split();
     let head_sent = AtomicBool::new(false);
