@@ -46,6 +46,7 @@ pub struct ChannelBuilder {
     idle_timeout: Duration,
     keep_alive_interval: Option<Option<Duration>>,
     congestion: CongestionControl,
+    early_data: bool,
     max_header_list_size: u64,
     backoff: BackoffConfig,
     wait_for_ready: bool,
@@ -78,6 +79,7 @@ impl Channel {
             idle_timeout: Duration::from_secs(10),
             keep_alive_interval: None,
             congestion: CongestionControl::default(),
+            early_data: true,
             max_header_list_size: 16 * 1024,
             backoff: BackoffConfig::default(),
             wait_for_ready: false,
@@ -294,6 +296,26 @@ impl ChannelBuilder {
         self
     }
 
+    /// Whether a resumed HTTP/3 connection sends calls in TLS early data
+    /// (0-RTT), before its handshake completes: the first call then costs
+    /// one round trip instead of two. Only calls to methods the proto marks
+    /// `idempotency_level = NO_SIDE_EFFECTS` or `IDEMPOTENT` go early (they
+    /// may be replayed); others wait for the handshake. 0-RTT is tried only
+    /// with an address that completed a handshake before. Resumption needs
+    /// session tickets from an earlier connection: channels built from
+    /// clones of one [`ClientTlsConfig`] share them. Default: on.
+    ///
+    /// ```
+    /// use grpc_h3::Channel;
+    ///
+    /// let builder = Channel::builder("https://example.com").early_data(false);
+    /// # let _ = builder;
+    /// ```
+    pub fn early_data(mut self, enabled: bool) -> Self {
+        self.early_data = enabled;
+        self
+    }
+
     /// Sends keep-alives (QUIC or HTTP/2 PINGs) this often, so calls that
     /// stay quiet longer than the idle timeout keep their connection and a
     /// dead server is noticed. `None` turns them off. Must be shorter than
@@ -384,6 +406,12 @@ impl ChannelBuilder {
         let tls_config = self
             .tls
             .unwrap_or_else(|| ClientTlsConfig::new().with_system_roots());
+        // With the user's own rustls configuration, its resumption store
+        // holds the tickets; this channel remembers the addresses.
+        let sessions = match &self.rustls_config {
+            Some(_) => crate::tls::resume::SessionMemory::new(),
+            None => tls_config.sessions(),
+        };
         let server_name = tls_config
             .server_name_override()
             .unwrap_or(&host)
@@ -396,7 +424,7 @@ impl ChannelBuilder {
         let h3_connector = || -> Result<H3Connector, Error> {
             let tls = match &self.rustls_config {
                 Some(config) => with_alpn(config, crate::tls::ALPN_H3),
-                None => tls_config.build()?,
+                None => tls_config.build(self.early_data)?,
             };
             let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
                 .map_err(|e| Error::tls(format!("TLS configuration unusable for QUIC: {e}")))?;
@@ -417,6 +445,8 @@ impl ChannelBuilder {
                 local_address: self.local_address,
                 local_endpoint: std::sync::Mutex::default(),
                 counters: Arc::default(),
+                early_data: self.early_data,
+                sessions: sessions.clone(),
             })
         };
         let h2_connector = |tls: bool| -> Result<H2Connector, Error> {

@@ -16,8 +16,10 @@ use http_body::Body as _;
 
 use super::channel::SendFailure;
 use super::connect::{self, Attempt, Conn, Connector, Progress, Target};
+use super::early::{self, EarlyPhase, Watch};
 use super::silence::Silence;
 use crate::errors::TransportError;
+use crate::tls::resume::SessionMemory;
 use crate::transport::h3_body::{self, H3ResponseBody, RequestSender, SendError};
 use crate::transport::quic::{self, ConnState, TransportCounters};
 use crate::{Body, Transport};
@@ -67,6 +69,10 @@ pub(crate) struct H3Connector {
     pub(crate) local_address: Option<std::net::IpAddr>,
     pub(crate) local_endpoint: std::sync::Mutex<Option<quinn::Endpoint>>,
     pub(crate) counters: Arc<TransportCounters>,
+    /// Whether resumed connections send replay-safe calls in 0-RTT.
+    pub(crate) early_data: bool,
+    /// Addresses known to answer (0-RTT goes only to those).
+    pub(crate) sessions: Arc<SessionMemory>,
 }
 
 /// One live HTTP/3 connection. Calls hold a clone of `sender`, which keeps
@@ -76,8 +82,12 @@ pub(crate) struct H3Connection {
     sender: Sender,
     state: Arc<ConnState>,
     quic: quinn::Connection,
-    retired: AtomicBool,
+    retired: Arc<AtomicBool>,
     driver_done: Arc<AtomicBool>,
+    /// Set while a 0-RTT handshake is under way.
+    early: Option<EarlyPhase>,
+    /// Where addresses that answered are remembered.
+    sessions: Arc<SessionMemory>,
     /// Evidence that the peer stopped answering (see [`Silence`]).
     silence: Silence,
     // The socket must outlive the connection.
@@ -106,6 +116,8 @@ impl Drop for AwaitingHeaders<'_> {
         );
         if silent {
             tracing::debug!(peer = %quic.remote_address(), "the peer acknowledges nothing; closing the connection");
+            // Not trusted with 0-RTT again until it answers a handshake.
+            self.conn.sessions.forget(quic.remote_address());
             self.conn.retire();
             quic.close(quinn::VarInt::from_u32(0x100), b"peer silent");
         }
@@ -114,10 +126,15 @@ impl Drop for AwaitingHeaders<'_> {
 
 impl Conn for H3Connection {
     fn usable(&self) -> bool {
+        if self.state.going_away() {
+            // A server that sent GOAWAY may be gone by the next connection:
+            // that one makes a full handshake.
+            self.sessions.forget(self.quic.remote_address());
+            return false;
+        }
         !self.retired.load(Ordering::Acquire)
             && !self.driver_done.load(Ordering::Acquire)
             && self.quic.close_reason().is_none()
-            && !self.state.going_away()
     }
 
     fn remote_address(&self) -> SocketAddr {
@@ -170,6 +187,8 @@ impl H3Connector {
             local_address: self.local_address,
             local_endpoint: std::sync::Mutex::default(),
             counters: self.counters.clone(),
+            early_data: self.early_data,
+            sessions: self.sessions.clone(),
         }
     }
 
@@ -226,13 +245,26 @@ impl H3Connector {
             opened => opened,
         };
         let connecting = connecting.map_err(|e| format!("cannot connect: {e}"))?;
-        let quic_conn = connecting.await.map_err(|e| {
+        let handshake_failed = |e: quinn::ConnectionError| {
             let text = e.to_string();
             match crate::tls::verify::explanation(&text) {
                 Some(explained) => format!("TLS: {explained}"),
                 None => format!("QUIC handshake failed: {text}"),
             }
-        })?;
+        };
+        // 0-RTT: a resumed session, to an address that has answered
+        // before; the connection is usable at once for replay-safe calls.
+        let (quic_conn, completed) = if self.early_data && self.sessions.has_answered(addr) {
+            match connecting.into_0rtt() {
+                Ok((conn, completed)) => (conn, Some(completed)),
+                Err(connecting) => (connecting.await.map_err(handshake_failed)?, None),
+            }
+        } else {
+            (connecting.await.map_err(handshake_failed)?, None)
+        };
+        if completed.is_none() {
+            self.sessions.answered_at(addr);
+        }
         let state = Arc::new(ConnState::new(
             self.max_header_list_size,
             self.counters.clone(),
@@ -242,19 +274,43 @@ impl H3Connector {
             .build(quic::Connection::client(quic_conn.clone(), state.clone()))
             .await
             .map_err(|e| format!("HTTP/3 setup failed: {e}"))?;
+        let retired = Arc::new(AtomicBool::new(false));
+        let early = completed.map(|completed| {
+            Watch {
+                completed,
+                quic: quic_conn.clone(),
+                state: state.clone(),
+                retired: retired.clone(),
+                sessions: self.sessions.clone(),
+                addr,
+                timeout: self.target.connect_timeout,
+            }
+            .spawn()
+        });
         let driver_done = Arc::new(AtomicBool::new(false));
         let done = driver_done.clone();
+        let (watched, sessions) = (quic_conn.clone(), self.sessions.clone());
         tokio::spawn(async move {
             let err = poll_fn(|cx| driver.poll_close(cx)).await;
             tracing::debug!(error = %err, "HTTP/3 connection ended");
+            if !matches!(
+                watched.close_reason(),
+                Some(quinn::ConnectionError::LocallyClosed)
+            ) {
+                // The peer closed, went away or went silent: no 0-RTT to it
+                // until it answers a handshake again.
+                sessions.forget(watched.remote_address());
+            }
             done.store(true, Ordering::Release);
         });
         Ok(H3Connection {
             sender,
             state,
             quic: quic_conn,
-            retired: AtomicBool::new(false),
+            retired,
             driver_done,
+            early,
+            sessions: self.sessions.clone(),
             silence: Silence::default(),
             _endpoint: endpoint,
         })
@@ -355,6 +411,15 @@ impl H3Connection {
         self: Arc<Self>,
         request: http::Request<Body>,
     ) -> Result<http::Response<H3ResponseBody>, SendFailure> {
+        if let Some(early) = &self.early {
+            if early.pending() && !early::replay_safe(&request) {
+                // Not safe to replay: not in early data.
+                early.finished().await;
+                if !self.usable() {
+                    return Err(SendFailure::Unsent(Box::new(request)));
+                }
+            }
+        }
         let (parts, body) = request.into_parts();
         let mut head = http::Request::new(());
         *head.method_mut() = parts.method.clone();

@@ -14,6 +14,7 @@ mod builder;
 mod channel;
 mod connect;
 mod credentials;
+mod early;
 mod endpoints;
 mod grpc;
 mod h2;

@@ -21,6 +21,7 @@ use crate::Error;
 #[cfg(feature = "dev-certificate")]
 mod dev;
 pub(crate) mod inspect;
+pub(crate) mod resume;
 pub(crate) mod verify;
 
 #[cfg(feature = "dev-certificate")]
@@ -192,6 +193,9 @@ pub struct ClientTlsConfig {
     server_name: Option<String>,
     skip_verification: bool,
     provider: Option<Arc<CryptoProvider>>,
+    /// Session tickets (and addresses that answered), shared by clones
+    /// until one changes what it trusts or presents.
+    sessions: Arc<resume::SessionMemory>,
 }
 
 impl Default for ClientTlsConfig {
@@ -209,6 +213,7 @@ impl Default for ClientTlsConfig {
             server_name: None,
             skip_verification: false,
             provider: None,
+            sessions: resume::SessionMemory::new(),
         }
     }
 }
@@ -223,14 +228,17 @@ impl ClientTlsConfig {
     /// certificate works too, as its own CA). Default: none.
     #[must_use]
     pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.ca_pems.push(pem.as_ref().to_vec());
         self
     }
 
-    /// Trusts the CA certificates in this PEM file, read when the channel
-    /// is built (errors name the file). Default: none.
+    /// Trusts the CA certificates in this PEM file, read when the first
+    /// channel is built from this configuration or a clone of it (errors
+    /// name the file). Default: none.
     #[must_use]
     pub fn ca_certificate_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.ca_files.push(path.into());
         self
     }
@@ -238,6 +246,7 @@ impl ClientTlsConfig {
     /// Also trusts the operating system's root certificates. Default: off.
     #[must_use]
     pub fn with_system_roots(mut self) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.system_roots = true;
         self
     }
@@ -250,6 +259,7 @@ impl ClientTlsConfig {
     #[must_use]
     #[cfg(feature = "dev-certificate")]
     pub fn trust_dev_certificate(mut self) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.dev_certificate = true;
         self
     }
@@ -263,6 +273,7 @@ impl ClientTlsConfig {
     /// certificate is pinned, nothing else is trusted. Default: none.
     #[must_use]
     pub fn pin_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.pin_pems.push(pem.as_ref().to_vec());
         self
     }
@@ -273,6 +284,7 @@ impl ClientTlsConfig {
     /// [`pin_certificate`](Self::pin_certificate). Default: none.
     #[must_use]
     pub fn pin_sha256(mut self, fingerprint: impl Into<String>) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.pin_fingerprints.push(fingerprint.into());
         self
     }
@@ -281,6 +293,7 @@ impl ClientTlsConfig {
     /// the pin alone decides (`false`). Default: true.
     #[must_use]
     pub fn check_pinned_server_name(mut self, check: bool) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.check_pinned_name = check;
         self
     }
@@ -289,6 +302,7 @@ impl ClientTlsConfig {
     /// Default: none.
     #[must_use]
     pub fn identity(mut self, identity: Identity) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.identity = Some(identity);
         self
     }
@@ -297,6 +311,7 @@ impl ClientTlsConfig {
     /// host in the channel's address. Default: the address's host.
     #[must_use]
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.server_name = Some(name.into());
         self
     }
@@ -305,6 +320,7 @@ impl ClientTlsConfig {
     /// removes all protection against impersonation. Default: off.
     #[must_use]
     pub fn dangerous_skip_server_verification_for_development(mut self) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.skip_verification = true;
         self
     }
@@ -314,8 +330,15 @@ impl ClientTlsConfig {
     /// TLS 1.3 suite.
     #[must_use]
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.sessions = resume::SessionMemory::new();
         self.provider = Some(provider);
         self
+    }
+
+    /// What channels built from this configuration remember between
+    /// connections.
+    pub(crate) fn sessions(&self) -> Arc<resume::SessionMemory> {
+        self.sessions.clone()
     }
 
     pub(crate) fn server_name_override(&self) -> Option<&str> {
@@ -360,19 +383,39 @@ impl ClientTlsConfig {
         Ok(roots)
     }
 
-    /// The rustls configuration for HTTP/3 (TLS 1.3, ALPN `h3`).
-    pub(crate) fn build(&self) -> Result<rustls::ClientConfig, Error> {
-        self.build_for(ALPN_H3, &[&rustls::version::TLS13])
+    /// The rustls configuration for HTTP/3 (TLS 1.3, ALPN `h3`), sending
+    /// early data on resumed sessions if `early_data`.
+    pub(crate) fn build(&self, early_data: bool) -> Result<rustls::ClientConfig, Error> {
+        let mut config = self.base()?;
+        config.alpn_protocols = vec![ALPN_H3.to_vec()];
+        config.enable_early_data = early_data;
+        Ok(config)
     }
 
     /// The rustls configuration for HTTP/2 (TLS 1.3 or 1.2, ALPN `h2`).
     pub(crate) fn build_h2(&self) -> Result<rustls::ClientConfig, Error> {
-        self.build_for(ALPN_H2, VERSIONS)
+        let mut config = self.base()?;
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(config)
+    }
+
+    /// The configuration every channel built from this one (or a clone)
+    /// starts from, built once: rustls resumes a session only with the
+    /// same certificate verifier and client identity objects that made it,
+    /// so channels must share them to share tickets. (QUIC uses TLS 1.3
+    /// whatever else the configuration allows.)
+    fn base(&self) -> Result<rustls::ClientConfig, Error> {
+        let mut built = self.sessions.base.lock().expect("base config lock");
+        if let Some(config) = built.as_ref() {
+            return Ok(config.clone());
+        }
+        let config = self.build_for(VERSIONS)?;
+        *built = Some(config.clone());
+        Ok(config)
     }
 
     fn build_for(
         &self,
-        alpn: &[u8],
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Result<rustls::ClientConfig, Error> {
         let provider = self.provider.clone().unwrap_or_else(default_provider);
@@ -418,7 +461,7 @@ impl ClientTlsConfig {
                     .map_err(|e| Error::tls(format!("client identity: {e}")))?
             }
         };
-        config.alpn_protocols = vec![alpn.to_vec()];
+        config.resumption = self.sessions.resumption.clone();
         Ok(config)
     }
 }
@@ -445,16 +488,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("private key"), "{err}");
-        let err = ClientTlsConfig::new().build().unwrap_err();
+        let err = ClientTlsConfig::new().build(true).unwrap_err();
         assert!(err.to_string().contains("ca_certificate"), "{err}");
         let err = ClientTlsConfig::new()
             .ca_certificate_file("/nonexistent/ca.pem")
-            .build()
+            .build(true)
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
         let err = ClientTlsConfig::new()
             .pin_sha256("abc")
-            .build()
+            .build(true)
             .unwrap_err();
         assert!(err.to_string().contains("64 hex digits"), "{err}");
     }
@@ -462,7 +505,7 @@ mod tests {
     #[test]
     fn system_roots_are_loaded_when_the_os_has_them() {
         let native = rustls_native_certs::load_native_certs();
-        let result = ClientTlsConfig::new().with_system_roots().build();
+        let result = ClientTlsConfig::new().with_system_roots().build(true);
         if native.certs.is_empty() {
             let err = result.unwrap_err();
             assert!(err.to_string().contains("no trust"), "{err}");
@@ -485,7 +528,22 @@ mod tests {
         ClientTlsConfig::new()
             .ca_certificate(cert.cert_pem())
             .identity(cert.identity())
-            .build()
+            .build(true)
             .unwrap();
+    }
+
+    #[test]
+    fn clones_share_sessions_until_one_changes_its_trust() {
+        let cert = DevCertificate::localhost().unwrap();
+        let config = ClientTlsConfig::new().ca_certificate(cert.cert_pem());
+        let clone = config.clone();
+        assert!(Arc::ptr_eq(&config.sessions(), &clone.sessions()));
+        let stricter = clone.clone().pin_certificate(cert.cert_pem());
+        assert!(!Arc::ptr_eq(&config.sessions(), &stricter.sessions()));
+        let other_identity = clone.identity(cert.identity());
+        assert!(!Arc::ptr_eq(&config.sessions(), &other_identity.sessions()));
+        let built = config.build(true).unwrap();
+        assert!(built.enable_early_data);
+        assert!(!config.build(false).unwrap().enable_early_data);
     }
 }

@@ -39,7 +39,7 @@ async fn connected_pair() -> (quinn::Endpoint, quinn::Connection, quinn::Connect
     let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let client_tls = crate::tls::ClientTlsConfig::new()
         .ca_certificate(cert.cert_pem())
-        .build()
+        .build(false)
         .unwrap();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls).unwrap();
     let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();

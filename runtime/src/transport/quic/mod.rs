@@ -133,6 +133,7 @@ fn write_error(e: quinn::WriteError) -> StreamErrorIncoming {
         quinn::WriteError::ConnectionLost(e) => StreamErrorIncoming::ConnectionErrorIncoming {
             connection_error: connection_error(e),
         },
+        quinn::WriteError::ZeroRttRejected => zero_rtt_rejected(),
         other => StreamErrorIncoming::Unknown(Box::new(other)),
     }
 }
@@ -145,7 +146,17 @@ fn read_error(e: quinn::ReadError) -> StreamErrorIncoming {
         quinn::ReadError::ConnectionLost(e) => StreamErrorIncoming::ConnectionErrorIncoming {
             connection_error: connection_error(e),
         },
+        quinn::ReadError::ZeroRttRejected => zero_rtt_rejected(),
         other => StreamErrorIncoming::Unknown(Box::new(other)),
+    }
+}
+
+/// A stream sent in 0-RTT early data that the server rejected: the server
+/// never saw it, which is what H3_REQUEST_REJECTED says (the client may
+/// send it again).
+fn zero_rtt_rejected() -> StreamErrorIncoming {
+    StreamErrorIncoming::StreamTerminated {
+        error_code: streams::REQUEST_REJECTED,
     }
 }
 
@@ -329,6 +340,13 @@ impl ConnState {
     /// later one) was not processed.
     pub(crate) fn unprocessed(&self, id: u64) -> bool {
         id >= self.peer_goaway.load(Ordering::Acquire)
+    }
+
+    /// The handshake of a connection that sent 0-RTT calls failed: none of
+    /// them counts as processed (all are replay-safe), and the connection
+    /// takes no more, as after a GOAWAY for stream 0.
+    pub(crate) fn abandon_early_data(&self) {
+        self.peer_goaway.store(0, Ordering::Release);
     }
 
     /// Whether the peer sent GOAWAY.
