@@ -61,6 +61,30 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Every stack's TLS client configuration, trusting one CA. Clients
+/// connected with the same credentials may resume their TLS sessions
+/// (grpc-h3 then sends idempotent calls in 0-RTT; the others still make
+/// every round trip of their handshake).
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    grpc_h3: grpc_h3::tls::ClientTlsConfig,
+    tcp: std::sync::Arc<rustls::ClientConfig>,
+    quic: quinn::ClientConfig,
+}
+
+impl Credentials {
+    pub(crate) fn new(ca_pem: &[u8]) -> Result<Credentials, String> {
+        Ok(Credentials {
+            grpc_h3: grpc_h3::tls::ClientTlsConfig::new()
+                .ca_certificate(ca_pem)
+                .server_name("localhost")
+                .crypto_provider(crate::tls::provider()),
+            tcp: crate::tls::tcp_client(ca_pem),
+            quic: crate::tls::quic_client(ca_pem)?,
+        })
+    }
+}
+
 impl Client {
     /// A client with its own connection. grpc-h3 connects on the first
     /// call; tonic here connects at once.
@@ -69,12 +93,18 @@ impl Client {
         addr: SocketAddr,
         ca_pem: &[u8],
     ) -> Result<Client, String> {
+        Client::connect_with(stack, addr, &Credentials::new(ca_pem)?).await
+    }
+
+    /// A client with its own connection, with these credentials.
+    pub(crate) async fn connect_with(
+        stack: Stack,
+        addr: SocketAddr,
+        credentials: &Credentials,
+    ) -> Result<Client, String> {
         match stack {
             Stack::GrpcH3 | Stack::GrpcH3H2 => {
-                let tls = grpc_h3::tls::ClientTlsConfig::new()
-                    .ca_certificate(ca_pem)
-                    .server_name("localhost")
-                    .crypto_provider(crate::tls::provider());
+                let tls = credentials.grpc_h3.clone();
                 let transport = if stack == Stack::GrpcH3 {
                     grpc_h3::Transport::Http3
                 } else {
@@ -92,7 +122,7 @@ impl Client {
                 ))
             }
             Stack::Tonic => {
-                let config = crate::tls::tcp_client(ca_pem);
+                let config = credentials.tcp.clone();
                 let connector = tower::service_fn(move |_: tonic::transport::Uri| {
                     let config = config.clone();
                     async move {
@@ -128,7 +158,7 @@ impl Client {
                 .parse()
                 .expect("an address");
                 let mut endpoint = quinn::Endpoint::client(bind).map_err(err)?;
-                endpoint.set_default_client_config(crate::tls::quic_client(ca_pem)?);
+                endpoint.set_default_client_config(credentials.quic.clone());
                 let uri: tonic::transport::Uri = format!("https://{addr}").parse().map_err(err)?;
                 let connector = tonic_h3::quinn::H3QuinnConnector::new(
                     uri.clone(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::{Client, Credentials};
 use crate::harness::{Certificate, ServerProcess};
 use crate::netns::{Lab, CLIENT_NS, SERVER_IP, SERVER_NS};
 use crate::scenarios::Metrics;
@@ -33,9 +33,11 @@ pub(crate) enum Work {
     /// errors (latencies in µs).
     Calls { concurrency: usize, bulk: bool },
     /// This many new connections, one after another, each timed to the end
-    /// of its first call. Prints RESULT like `Calls`, one call per
+    /// of its first call; `resumed`: all with the same credentials, after
+    /// an untimed first one, so each may resume a TLS session (and grpc-h3
+    /// send its call in 0-RTT). Prints RESULT like `Calls`, one call per
     /// connection.
-    Connects(usize),
+    Connects { count: usize, resumed: bool },
     /// One download of 1 MiB messages for the run. Prints RESULT bytes
     /// seconds.
     Download,
@@ -50,7 +52,11 @@ impl Work {
                 args.extend(bulk.then(|| "--bulk".to_owned()));
                 args
             }
-            Work::Connects(n) => vec!["--connects".to_owned(), n.to_string()],
+            Work::Connects { count, resumed } => {
+                let mut args = vec!["--connects".to_owned(), count.to_string()];
+                args.extend(resumed.then(|| "--resumed".to_owned()));
+                args
+            }
             Work::Download => vec!["--download".to_owned()],
         }
     }
@@ -244,7 +250,9 @@ pub(crate) async fn net_client(
     let ca_pem = std::fs::read(ca).map_err(|e| e.to_string())?;
     let (concurrency, bulk) = match work {
         Work::Calls { concurrency, bulk } => (concurrency, bulk),
-        Work::Connects(connects) => return connect_times(stack, addr, &ca_pem, connects).await,
+        Work::Connects { count, resumed } => {
+            return connect_times(stack, addr, &ca_pem, count, resumed).await
+        }
         Work::Download => return download(stack, addr, &ca_pem, seconds).await,
     };
     let client = Client::connect(stack, addr, &ca_pem).await?;
@@ -304,15 +312,30 @@ async fn connect_times(
     addr: SocketAddr,
     ca_pem: &[u8],
     connects: usize,
+    resumed: bool,
 ) -> Result<(), String> {
+    let body = bytes::Bytes::from(vec![1u8; 100]);
+    let shared = Credentials::new(ca_pem)?;
+    if resumed {
+        // The first connection makes the full handshake that gives the
+        // session tickets the timed ones resume.
+        Client::connect_with(stack, addr, &shared)
+            .await?
+            .unary(&body)
+            .await?;
+    }
     println!("READY");
     wait_for_go().await?;
-    let body = bytes::Bytes::from(vec![1u8; 100]);
     let mut times = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let mut errors = 0;
     for _ in 0..connects {
         let started = std::time::Instant::now();
-        let called = match Client::connect(stack, addr, ca_pem).await {
+        let credentials = if resumed {
+            shared.clone()
+        } else {
+            Credentials::new(ca_pem)?
+        };
+        let called = match Client::connect_with(stack, addr, &credentials).await {
             Ok(client) => client.unary(&body).await.map(|_| ()),
             Err(e) => Err(e),
         };

@@ -175,6 +175,10 @@ enum Command {
         /// instead of running the closed loop.
         #[arg(long, conflicts_with_all = ["download", "bulk", "concurrency"])]
         connects: Option<usize>,
+        /// With --connects: every connection with the same credentials,
+        /// after an untimed first one, so each may resume its TLS session.
+        #[arg(long, requires = "connects")]
+        resumed: bool,
         /// Stream 1 MiB messages for the run and report the throughput
         /// instead of running the closed loop.
         #[arg(long, conflicts_with_all = ["bulk", "concurrency"])]
@@ -519,10 +523,11 @@ fn main() -> std::process::ExitCode {
                 seconds,
                 bulk,
                 connects,
+                resumed,
                 download,
             } => {
                 let work = match (connects, download) {
-                    (Some(n), _) => lossy::Work::Connects(n),
+                    (Some(count), _) => lossy::Work::Connects { count, resumed },
                     (None, true) => lossy::Work::Download,
                     (None, false) => lossy::Work::Calls { concurrency, bulk },
                 };

@@ -18,8 +18,15 @@ pub(crate) const RTTS: [Duration; 2] = [Duration::from_millis(20), Duration::fro
 const CONNECTS: usize = 20;
 
 /// S5 at a round trip: new connections, one after another, each timed to
-/// the end of its first call.
-fn s5(lab: &Lab, stack: Stack, cert: &Certificate, connects: usize) -> Result<Metrics, String> {
+/// the end of its first call; `resumed`: each resuming the TLS session of
+/// an earlier one (grpc-h3 sends the call, idempotent, in 0-RTT).
+fn s5(
+    lab: &Lab,
+    stack: Stack,
+    cert: &Certificate,
+    connects: usize,
+    resumed: bool,
+) -> Result<Metrics, String> {
     lossy::with_server(stack, cert, |addr| {
         let run = lossy::run_client(
             lab,
@@ -28,7 +35,10 @@ fn s5(lab: &Lab, stack: Stack, cert: &Certificate, connects: usize) -> Result<Me
             cert.path(),
             Load {
                 per_mille: 0,
-                work: Work::Connects(connects),
+                work: Work::Connects {
+                    count: connects,
+                    resumed,
+                },
                 run: Duration::ZERO,
             },
         )?;
@@ -141,6 +151,7 @@ pub(crate) fn run(
             format!("S5 RTT {ms}ms"),
             format!("S7 RTT {ms}ms 1% loss"),
             format!("S8 RTT {ms}ms bulk + unary, 1% loss"),
+            format!("S5 RTT {ms}ms 0-RTT"),
         ];
         let wanted =
             ["S4-RTT", "S5-RTT", "S7-RTT", "S8-RTT"].map(|name| wants(name) || wants("RTT"));
@@ -155,6 +166,9 @@ pub(crate) fn run(
                 for (name, _) in names.iter().zip(wanted).filter(|(_, w)| *w) {
                     results.skip(name, &e);
                 }
+                if s5_wanted {
+                    results.skip(&names[4], &e);
+                }
                 continue;
             }
         };
@@ -166,7 +180,9 @@ pub(crate) fn run(
             }
             if s5_wanted {
                 eprintln!("{} {}", names[1], stack.name());
-                record(&names[1], s5(&lab, stack, cert, CONNECTS));
+                record(&names[1], s5(&lab, stack, cert, CONNECTS, false));
+                eprintln!("{} {}", names[4], stack.name());
+                record(&names[4], s5(&lab, stack, cert, CONNECTS, true));
             }
             if s7_wanted {
                 eprintln!("{} {}", names[2], stack.name());
