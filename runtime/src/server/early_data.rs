@@ -213,6 +213,17 @@ mod tests {
     }
 
     #[test]
+    fn the_ticket_store_forgets_the_oldest_past_its_bound() {
+        let store = TicketStore::new(Duration::from_secs(3600));
+        for i in 0..=TICKET_CACHE_ENTRIES {
+            assert!(store.put(i.to_be_bytes().to_vec(), b"session".to_vec()));
+        }
+        assert_eq!(store.get(&0usize.to_be_bytes()), None, "the oldest went");
+        let newest = TICKET_CACHE_ENTRIES.to_be_bytes();
+        assert!(store.get(&newest).is_some());
+    }
+
+    #[test]
     fn replay_safe_methods_come_from_their_service_or_by_path() {
         let mut config = EarlyDataConfig::default();
         config.set_service("pkg.Kv", &["Get", "Watch"]);
