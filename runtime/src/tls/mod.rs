@@ -533,6 +533,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "dev-certificate")]
     fn clones_share_sessions_until_one_changes_its_trust() {
         let cert = DevCertificate::localhost().unwrap();
         let config = ClientTlsConfig::new().ca_certificate(cert.cert_pem());
