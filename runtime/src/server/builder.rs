@@ -104,9 +104,9 @@ pub struct ServerBuilder {
     #[cfg(feature = "dev-certificate")]
     dev_certificate: bool,
     client_ca: Vec<Vec<u8>>,
-    client_auth: Option<ClientAuth>,
+    pub(super) client_auth: Option<ClientAuth>,
     crypto_provider: Option<Arc<rustls::crypto::CryptoProvider>>,
-    rustls_config: Option<Arc<rustls::ServerConfig>>,
+    pub(super) rustls_config: Option<Arc<rustls::ServerConfig>>,
     quic_transport: Option<Arc<quinn::TransportConfig>>,
     congestion: CongestionControl,
     listen: Listen,
@@ -297,17 +297,6 @@ impl ServerBuilder {
         self.layers
             .push(Arc::new(move |inner| route(layer.layer(inner))));
         self
-    }
-
-    /// Whether HTTP/3 connections with TLS configuration `tls` run
-    /// replay-safe calls from early data: ours when early data is on and no
-    /// client certificate is asked for; the user's own when its
-    /// `max_early_data_size` allows early data.
-    fn accepts_early_data(&self, tls: &rustls::ServerConfig) -> bool {
-        match &self.rustls_config {
-            Some(_) => tls.max_early_data_size != 0,
-            None => self.config.early_data.enabled && self.client_auth.is_none(),
-        }
     }
 
     /// The TLS configuration, unless the server speaks only h2c.

@@ -135,6 +135,17 @@ impl ServerBuilder {
         self.config.early_data.paths.insert(path.into());
         self
     }
+
+    /// Whether HTTP/3 connections with TLS configuration `tls` run
+    /// replay-safe calls from early data: ours when early data is on and no
+    /// client certificate is asked for; the user's own when its
+    /// `max_early_data_size` allows early data.
+    pub(super) fn accepts_early_data(&self, tls: &rustls::ServerConfig) -> bool {
+        match &self.rustls_config {
+            Some(_) => tls.max_early_data_size != 0,
+            None => self.config.early_data.enabled && self.client_auth.is_none(),
+        }
+    }
 }
 
 /// Server session storage whose tickets expire after a lifetime and can
