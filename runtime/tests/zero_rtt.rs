@@ -112,6 +112,45 @@ async fn a_resumed_channel_sends_replay_safe_calls_early_and_holds_the_rest() {
     server.shutdown().await;
 }
 
+// One thread: the channel then has one UDP endpoint (one per thread), so
+// the old and the new connection share the client address the relay
+// forwards to.
+#[tokio::test(flavor = "current_thread")]
+async fn a_handshake_that_never_completes_sends_the_early_calls_again_elsewhere() {
+    let server = start(|b| b.allow_early_data(UNARY)).await;
+    let relay = Relay::start(server.addr).await;
+    let tls = server.tls();
+    let channel = || {
+        Channel::builder(format!("https://127.0.0.1:{}", relay.addr.port()))
+            .tls_config(tls.clone())
+            .transport(Transport::Http3)
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap()
+    };
+    EchoClient::new(channel())
+        .unary(request(None))
+        .await
+        .unwrap();
+
+    // The resumed connection's handshake cannot complete while the relay
+    // drops the server's answers: the server runs the early call, but the
+    // client never hears back and gives up on the handshake at the connect
+    // timeout. The call, replay-safe, goes again on a new connection (a
+    // full handshake: the address is no longer trusted with 0-RTT), whose
+    // answers the relay lets through, and runs again, as replay-safe calls
+    // may.
+    relay.drop_answers_until_next_connection();
+    EchoClient::new(channel())
+        .unary(request(Some(Idempotency::Idempotent)))
+        .await
+        .expect("sent again after the failed handshake");
+    let stats = server.handle.stats();
+    assert_eq!(stats.early_data_calls, 1, "{stats:?}");
+    assert_eq!(server.stats.completed.load(Ordering::SeqCst), 3);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_calls_rejected_by_a_restarted_server_are_sent_again() {
     // The tickets come from a server that then restarts on the same port:
@@ -156,6 +195,9 @@ struct Relay {
     first_flight: Arc<Mutex<Vec<Vec<u8>>>>,
     recording: Arc<std::sync::atomic::AtomicBool>,
     held: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+    /// While set, the server's answers are dropped; holds the destination
+    /// connection id of the connection they are dropped for, once seen.
+    dropping: Arc<Mutex<Option<Option<Vec<u8>>>>>,
     socket: Arc<tokio::net::UdpSocket>,
     client: Arc<Mutex<Option<std::net::SocketAddr>>>,
 }
@@ -168,6 +210,7 @@ impl Relay {
             first_flight: Arc::default(),
             recording: Arc::new(true.into()),
             held: Arc::default(),
+            dropping: Arc::default(),
             socket: socket.clone(),
             client: Arc::default(),
         };
@@ -177,12 +220,16 @@ impl Relay {
             relay.held.clone(),
             relay.client.clone(),
         );
+        let dropping = relay.dropping.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             while let Ok((n, from)) = socket.recv_from(&mut buf).await {
                 let datagram = buf[..n].to_vec();
                 if from == server {
                     recording.store(false, Ordering::SeqCst);
+                    if dropping.lock().unwrap().is_some() {
+                        continue;
+                    }
                     if let Some(held) = held.lock().unwrap().as_mut() {
                         held.push(datagram);
                         continue;
@@ -193,6 +240,14 @@ impl Relay {
                     }
                 } else {
                     *client.lock().unwrap() = Some(from);
+                    if let Some(dcid) = initial_dcid(&datagram) {
+                        let mut dropping = dropping.lock().unwrap();
+                        match dropping.as_mut() {
+                            Some(first @ None) => *first = Some(dcid),
+                            Some(Some(first)) if *first != dcid => *dropping = None,
+                            _ => {}
+                        }
+                    }
                     if recording.load(Ordering::SeqCst) {
                         recorded.lock().unwrap().push(datagram.clone());
                     }
@@ -209,6 +264,12 @@ impl Relay {
         *self.held.lock().unwrap() = Some(Vec::new());
         self.first_flight.lock().unwrap().clear();
         self.recording.store(true, Ordering::SeqCst);
+    }
+
+    /// Drops the server's answers to the next connection, until the client
+    /// starts another one: that connection's handshake cannot complete.
+    fn drop_answers_until_next_connection(&self) {
+        *self.dropping.lock().unwrap() = Some(None);
     }
 
     /// Delivers the held answers, and the later ones as they come.
@@ -235,6 +296,17 @@ impl Relay {
         });
         flight.len()
     }
+}
+
+/// The destination connection id of a QUIC v1 Initial packet (long header,
+/// type 0) at the start of `datagram`.
+fn initial_dcid(datagram: &[u8]) -> Option<Vec<u8>> {
+    let first = *datagram.first()?;
+    if first & 0x80 == 0 || first & 0x30 != 0 {
+        return None;
+    }
+    let len = usize::from(*datagram.get(5)?);
+    datagram.get(6..6 + len).map(<[u8]>::to_vec)
 }
 
 /// quinn + h3 by hand, sending early data whenever the session allows.

@@ -11,7 +11,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use grpc_h3_core::Status;
-use h3::error::StreamError;
+use h3::error::{Code, StreamError};
 use http_body::Body as _;
 
 use super::channel::SendFailure;
@@ -426,11 +426,24 @@ impl H3Connection {
         *head.uri_mut() = parts.uri.clone();
         *head.headers_mut() = parts.headers.clone();
         let mut sender = self.sender.clone();
+        let sent_early = self.early.as_ref().is_some_and(EarlyPhase::pending);
         let stream = match sender.send_request(head).await {
             Ok(stream) => stream,
             Err(e @ (StreamError::RemoteClosing { .. } | StreamError::ConnectionError { .. })) => {
                 tracing::debug!(error = %e, "connection unusable; the request was not sent");
                 self.retire();
+                return Err(SendFailure::Unsent(Box::new(http::Request::from_parts(
+                    parts, body,
+                ))));
+            }
+            // Refused before it could be sent: early data the server
+            // rejected (quinn reports it as the stream is opened).
+            Err(StreamError::RemoteTerminate { code, .. }) if code == Code::H3_REQUEST_REJECTED => {
+                tracing::debug!("the request was refused as it was opened; sending it elsewhere");
+                self.retire();
+                if sent_early {
+                    self.sessions.forget(self.quic.remote_address());
+                }
                 return Err(SendFailure::Unsent(Box::new(http::Request::from_parts(
                     parts, body,
                 ))));
@@ -489,6 +502,11 @@ impl H3Connection {
                 let error = h3_body::transport_error(e, &self.state, id);
                 if error.unprocessed() || error.status().code() == grpc_h3_core::Code::Unavailable {
                     self.retire();
+                }
+                if sent_early && error.unprocessed() {
+                    // Early data refused (a restarted server, stale tickets):
+                    // the retry, about to connect, makes a full handshake.
+                    self.sessions.forget(self.quic.remote_address());
                 }
                 return Err(SendFailure::Failed(error));
             }
