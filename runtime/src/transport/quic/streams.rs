@@ -52,9 +52,20 @@ impl AbortCode {
 }
 
 /// The sending half of a stream.
+///
+/// Each frame h3 hands over (a frame header and its payload, as separate
+/// pieces) goes to quinn as one contiguous chunk. quinn keeps every write
+/// as a segment until the peer acknowledges it, and finds the bytes for
+/// each packet by walking its segments from the oldest unacknowledged
+/// one; writing header and payload apart doubled that walk and the
+/// allocations behind it (quinn copies each write into a fresh buffer).
+/// Now the one copy is ours and quinn takes the chunk as it is.
 pub(crate) struct SendStream<B: Buf> {
     stream: quinn::SendStream,
     writing: Option<WriteBuf<B>>,
+    /// The frame being written, gathered into one chunk, minus what quinn
+    /// has taken.
+    gathered: Bytes,
     /// Request streams reset when dropped unfinished; control streams live
     /// as long as the connection and are left alone.
     reset_on_drop: Option<AbortCode>,
@@ -66,6 +77,7 @@ impl<B: Buf> SendStream<B> {
         SendStream {
             stream,
             writing: None,
+            gathered: Bytes::new(),
             reset_on_drop: None,
             _stop_guard: stop_guard,
         }
@@ -93,19 +105,25 @@ impl<B: Buf> Drop for SendStream<B> {
 
 impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        if let Some(data) = &mut self.writing {
-            while data.has_remaining() {
-                let written = ready!(Pin::new(&mut self.stream).poll_write(cx, data.chunk()))
-                    .map_err(write_error)?;
-                data.advance(written);
-            }
+        if let Some(data) = self.writing.take() {
+            self.gathered = gather(data);
         }
-        self.writing = None;
+        while !self.gathered.is_empty() {
+            let mut chunks = [std::mem::take(&mut self.gathered)];
+            let polled = {
+                let write = self.stream.write_chunks(&mut chunks);
+                std::pin::pin!(write).poll(cx)
+            };
+            // quinn advances the chunk past what it took; the rest waits.
+            let [rest] = chunks;
+            self.gathered = rest;
+            ready!(polled).map_err(write_error)?;
+        }
         Poll::Ready(Ok(()))
     }
 
     fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
-        if self.writing.is_some() {
+        if self.writing.is_some() || !self.gathered.is_empty() {
             return Err(StreamErrorIncoming::ConnectionErrorIncoming {
                 connection_error: ConnectionErrorIncoming::InternalError(
                     "send_data called before the previous write completed".into(),
@@ -133,6 +151,18 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn send_id(&self) -> StreamId {
         stream_id(self.stream.id())
     }
+}
+
+/// A frame's pieces copied into one buffer.
+fn gather<B: Buf>(mut data: WriteBuf<B>) -> Bytes {
+    let mut gathered = bytes::BytesMut::with_capacity(data.remaining());
+    while data.has_remaining() {
+        let chunk = data.chunk();
+        let len = chunk.len();
+        gathered.extend_from_slice(chunk);
+        data.advance(len);
+    }
+    gathered.freeze()
 }
 
 /// What the receive side does when its guard refuses a frame.
