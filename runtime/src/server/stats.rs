@@ -107,6 +107,9 @@ pub struct ServerStats {
     pub unknown_frame_bytes: u64,
     /// Zero-length DATA frames dropped.
     pub empty_data_frames: u64,
+    /// HTTP/3 DATA frames sent whose payload (16 KiB or more) went to QUIC
+    /// without being copied.
+    pub frames_sent_without_copy: u64,
     /// HTTP/3 calls run before their connection's handshake completed
     /// (0-RTT early data; replay-safe methods only).
     pub early_data_calls: u64,
@@ -163,6 +166,7 @@ impl Meters {
             refused_frames: count(&t.refused_frames),
             unknown_frame_bytes: count(&t.unknown_frame_bytes),
             empty_data_frames: count(&t.empty_data_frames),
+            frames_sent_without_copy: count(&t.frames_handed_over),
             early_data_calls: count(&self.counters.early_data_calls),
             early_data_refused: count(&self.counters.early_data_refused),
         }

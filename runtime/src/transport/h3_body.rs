@@ -273,11 +273,13 @@ impl RequestSender {
     }
 
     pub(crate) async fn send(&mut self, data: Bytes) -> Result<(), SendError> {
-        self.stream.send_data(data).await.map_err(|e| match e {
-            // Any STOP_SENDING: the response decides the call's outcome.
-            StreamError::RemoteTerminate { .. } => SendError::Stopped,
-            other => SendError::Failed(h3_status::status_for_stream(other)),
-        })
+        quic::with_payload_offered(&data, self.stream.send_data(data.clone()))
+            .await
+            .map_err(|e| match e {
+                // Any STOP_SENDING: the response decides the call's outcome.
+                StreamError::RemoteTerminate { .. } => SendError::Stopped,
+                other => SendError::Failed(h3_status::status_for_stream(other)),
+            })
     }
 
     pub(crate) async fn finish(&mut self) -> Result<(), SendError> {

@@ -91,7 +91,9 @@ impl Responder<'_> {
                 }
             };
             match frame.into_data() {
-                Ok(data) => self.stream.send_data(data).await?,
+                Ok(data) => {
+                    quic::with_payload_offered(&data, self.stream.send_data(data.clone())).await?
+                }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         status = grpc_status(&trailers);

@@ -32,9 +32,11 @@ use quinn::VarInt;
 mod backlog;
 #[cfg(all(test, feature = "dev-certificate"))]
 mod backlog_tests;
+mod handoff;
 mod streams;
 
 pub(crate) use backlog::{Backlog, Backlogs};
+pub(crate) use handoff::with_payload_offered;
 use streams::AbortCode;
 pub(crate) use streams::{BidiStream, RecvStream, SendStream};
 
@@ -178,6 +180,8 @@ pub(crate) struct TransportCounters {
     pub(crate) empty_data_frames: AtomicU64,
     /// Frames refused for declaring more than their limit.
     pub(crate) refused_frames: AtomicU64,
+    /// DATA frames whose payload went to quinn without a copy.
+    pub(crate) frames_handed_over: AtomicU64,
 }
 
 /// How a server treats the request streams it accepts.
@@ -381,7 +385,7 @@ impl Opener {
     ) -> BidiStream<B> {
         let abort = AbortCode::new();
         BidiStream {
-            send: SendStream::request(send, stop_guard, abort.clone()),
+            send: SendStream::request(send, stop_guard, abort.clone(), self.state.counters.clone()),
             recv: RecvStream::request(recv, self.state.clone(), abort),
         }
     }

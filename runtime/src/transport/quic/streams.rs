@@ -13,7 +13,9 @@ use bytes::{Buf, Bytes};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use quinn::VarInt;
 
-use super::{read_error, stream_id, write_error, Backlog, ConnState, StopGuard};
+use super::{
+    handoff, read_error, stream_id, write_error, Backlog, ConnState, StopGuard, TransportCounters,
+};
 use crate::transport::frame_guard::{Dropped, FrameGuard, FrameTooLarge};
 
 /// H3_REQUEST_CANCELLED, for request streams abandoned before their end.
@@ -54,18 +56,22 @@ impl AbortCode {
 /// The sending half of a stream.
 ///
 /// Each frame h3 hands over (a frame header and its payload, as separate
-/// pieces) goes to quinn as one contiguous chunk. quinn keeps every write
-/// as a segment until the peer acknowledges it, and finds the bytes for
-/// each packet by walking its segments from the oldest unacknowledged
-/// one; writing header and payload apart doubled that walk and the
-/// allocations behind it (quinn copies each write into a fresh buffer).
-/// Now the one copy is ours and quinn takes the chunk as it is.
+/// pieces) goes to quinn as one contiguous chunk, or, for a large payload
+/// its writer offered, as the copied header and the payload itself (see
+/// [`handoff`](super::handoff)). quinn keeps every write as a segment
+/// until the peer acknowledges it, and finds the bytes for each packet by
+/// walking its segments from the oldest unacknowledged one; writing
+/// header and payload apart doubled that walk and the allocations behind
+/// it (quinn copies each slice it is given into a fresh buffer).
 pub(crate) struct SendStream<B: Buf> {
     stream: quinn::SendStream,
-    writing: Option<WriteBuf<B>>,
-    /// The frame being written, gathered into one chunk, minus what quinn
-    /// has taken.
-    gathered: Bytes,
+    /// The frame being written, as chunks for quinn, minus what quinn has
+    /// taken.
+    parts: [Bytes; 2],
+    /// Where frames handed over without a copy are counted.
+    counters: Option<Arc<TransportCounters>>,
+    /// h3's payload type: frames arrive as `WriteBuf<B>`.
+    _payload: std::marker::PhantomData<fn(B)>,
     /// Request streams reset when dropped unfinished; control streams live
     /// as long as the connection and are left alone.
     reset_on_drop: Option<AbortCode>,
@@ -76,8 +82,9 @@ impl<B: Buf> SendStream<B> {
     pub(super) fn new(stream: quinn::SendStream, stop_guard: Option<StopGuard>) -> SendStream<B> {
         SendStream {
             stream,
-            writing: None,
-            gathered: Bytes::new(),
+            parts: [Bytes::new(), Bytes::new()],
+            counters: None,
+            _payload: std::marker::PhantomData,
             reset_on_drop: None,
             _stop_guard: stop_guard,
         }
@@ -87,9 +94,11 @@ impl<B: Buf> SendStream<B> {
         stream: quinn::SendStream,
         stop_guard: Option<StopGuard>,
         abort: AbortCode,
+        counters: Arc<TransportCounters>,
     ) -> SendStream<B> {
         let mut send = SendStream::new(stream, stop_guard);
         send.reset_on_drop = Some(abort);
+        send.counters = Some(counters);
         send
     }
 }
@@ -105,32 +114,32 @@ impl<B: Buf> Drop for SendStream<B> {
 
 impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        if let Some(data) = self.writing.take() {
-            self.gathered = gather(data);
-        }
-        while !self.gathered.is_empty() {
-            let mut chunks = [std::mem::take(&mut self.gathered)];
-            let polled = {
-                let write = self.stream.write_chunks(&mut chunks);
+        while self.parts.iter().any(|part| !part.is_empty()) {
+            // quinn advances the chunks past what it took; the rest waits.
+            let written = {
+                let write = self.stream.write_chunks(&mut self.parts);
                 std::pin::pin!(write).poll(cx)
             };
-            // quinn advances the chunk past what it took; the rest waits.
-            let [rest] = chunks;
-            self.gathered = rest;
-            ready!(polled).map_err(write_error)?;
+            ready!(written).map_err(write_error)?;
         }
         Poll::Ready(Ok(()))
     }
 
     fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
-        if self.writing.is_some() || !self.gathered.is_empty() {
+        if self.parts.iter().any(|part| !part.is_empty()) {
             return Err(StreamErrorIncoming::ConnectionErrorIncoming {
                 connection_error: ConnectionErrorIncoming::InternalError(
                     "send_data called before the previous write completed".into(),
                 ),
             });
         }
-        self.writing = Some(data.into());
+        let (parts, handed_over) = handoff::chunks(data.into());
+        if handed_over {
+            if let Some(counters) = &self.counters {
+                counters.frames_handed_over.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.parts = parts;
         Ok(())
     }
 
@@ -151,18 +160,6 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn send_id(&self) -> StreamId {
         stream_id(self.stream.id())
     }
-}
-
-/// A frame's pieces copied into one buffer.
-fn gather<B: Buf>(mut data: WriteBuf<B>) -> Bytes {
-    let mut gathered = bytes::BytesMut::with_capacity(data.remaining());
-    while data.has_remaining() {
-        let chunk = data.chunk();
-        let len = chunk.len();
-        gathered.extend_from_slice(chunk);
-        data.advance(len);
-    }
-    gathered.freeze()
 }
 
 /// What the receive side does when its guard refuses a frame.
