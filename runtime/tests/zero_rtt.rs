@@ -546,3 +546,27 @@ async fn a_server_with_early_data_off_or_client_certificates_runs_nothing_early(
         server.shutdown().await;
     }
 }
+
+/// A full handshake carries no early data, so no call on it may be taken
+/// for early data, even one that arrives with the client's Finished,
+/// before the server's accept loop has looked at the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_right_behind_a_full_handshake_are_not_early_data() {
+    let server = start(|b| b).await;
+    for _ in 0..40 {
+        let channel = Channel::builder(format!("https://127.0.0.1:{}", server.addr.port()))
+            .tls_config(server.tls())
+            .transport(Transport::Http3)
+            .early_data(false)
+            .build()
+            .unwrap();
+        EchoClient::new(channel).unary(request(None)).await.unwrap();
+    }
+    let stats = server.handle.stats();
+    assert_eq!(
+        (stats.early_data_calls, stats.early_data_refused),
+        (0, 0),
+        "{stats:?}"
+    );
+    server.shutdown().await;
+}
