@@ -226,10 +226,11 @@ impl Auto {
 
     /// The connection for the next call.
     pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
+        // The waiting and connecting run in a box (see `Pools::pick`).
         match self.ready_or_next() {
             Ok(picked) => Ok(picked),
-            Err(Next::Http2) => self.over_http2(wait_for_ready).await,
-            Err(Next::Race(h3)) => self.race(h3, wait_for_ready).await,
+            Err(Next::Http2) => Box::pin(self.over_http2(wait_for_ready)).await,
+            Err(Next::Race(h3)) => Box::pin(self.race(h3, wait_for_ready)).await,
         }
     }
 

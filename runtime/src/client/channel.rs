@@ -442,15 +442,18 @@ async fn send_http2(
     request: http::Request<Body>,
 ) -> Result<http::Response<ResponseBody>, SendFailure> {
     let keep = conn.clone();
-    conn.send(request).await.map(|(response, cancel)| {
-        response.map(|body| ResponseBody {
-            kind: Kind::Http2 {
-                body,
-                _conn: keep,
-                _cancel: cancel,
-            },
+    // Boxed, as in `send_http3`.
+    Box::pin(conn.send(request))
+        .await
+        .map(|(response, cancel)| {
+            response.map(|body| ResponseBody {
+                kind: Kind::Http2 {
+                    body,
+                    _conn: keep,
+                    _cancel: cancel,
+                },
+            })
         })
-    })
 }
 
 /// A call that got no connection: UNAVAILABLE, and never sent.
