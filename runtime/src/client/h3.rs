@@ -47,7 +47,7 @@ fn shared_endpoint(bind: SocketAddr, fresh: bool) -> std::io::Result<quinn::Endp
             Some(endpoint) if !fresh => Ok(endpoint.clone()),
             _ => {
                 let socket =
-                    crate::transport::udp_socket(bind, crate::transport::UDP_BUFFER_BYTES)?;
+                    crate::transport::udp_socket(bind, crate::transport::UdpBuffers::DEFAULT)?;
                 let endpoint = crate::transport::endpoint(socket, None)?;
                 *slot = Some(endpoint.clone());
                 Ok(endpoint)
@@ -209,7 +209,7 @@ impl H3Connector {
             return Ok(endpoint.clone());
         }
         let bind = SocketAddr::new(local, 0);
-        let socket = crate::transport::udp_socket(bind, crate::transport::UDP_BUFFER_BYTES)
+        let socket = crate::transport::udp_socket(bind, crate::transport::UdpBuffers::DEFAULT)
             .map_err(|e| format!("cannot open a UDP socket on {bind}: {e}"))?;
         let endpoint = crate::transport::endpoint(socket, None)
             .map_err(|e| format!("cannot start QUIC on {bind}: {e}"))?;

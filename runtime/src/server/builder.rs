@@ -406,7 +406,7 @@ impl ServerBuilder {
                     Error::config("HTTP/3 needs a TLS identity; h2c serves TCP only")
                 })?;
                 let quic = self.quic_config(tls, ready.keep_alive)?;
-                transport::size_buffers(&socket, self.config.udp_buffer_bytes)
+                transport::size_buffers(&socket, self.config.udp_buffers())
                     .map_err(|e| Error::io("sizing the UDP socket's buffers", e))?;
                 Some(
                     transport::endpoint(socket, Some(quic))
@@ -575,7 +575,7 @@ impl ServerBuilder {
         // Port 0: the UDP port picked may be taken on TCP; try a few.
         let mut attempts = 0;
         loop {
-            let socket = transport::udp_socket(addr, self.config.udp_buffer_bytes)
+            let socket = transport::udp_socket(addr, self.config.udp_buffers())
                 .map_err(|e| Error::io(&format!("binding UDP {addr}"), e))?;
             let local = socket
                 .local_addr()

@@ -35,6 +35,8 @@ pub(crate) struct ServerConfig {
     pub(crate) timeout: Option<Duration>,
     pub(crate) lazy_response_headers: bool,
     pub(crate) udp_buffer_bytes: usize,
+    /// The send buffer when set apart from `udp_buffer_bytes`.
+    pub(crate) udp_send_buffer_bytes: Option<usize>,
     pub(crate) drain_hooks: DrainHooks,
     pub(crate) drain_notice: Duration,
     pub(crate) early_data: super::early_data::EarlyDataConfig,
@@ -72,9 +74,20 @@ impl Default for ServerConfig {
             timeout: None,
             lazy_response_headers: false,
             udp_buffer_bytes: crate::transport::UDP_BUFFER_BYTES,
+            udp_send_buffer_bytes: None,
             drain_hooks: DrainHooks::default(),
             drain_notice: Duration::ZERO,
             early_data: Default::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The UDP socket buffers to ask for.
+    pub(crate) fn udp_buffers(&self) -> crate::transport::UdpBuffers {
+        crate::transport::UdpBuffers {
+            recv: self.udp_buffer_bytes,
+            send: self.udp_send_buffer_bytes.unwrap_or(self.udp_buffer_bytes),
         }
     }
 }
@@ -264,15 +277,40 @@ impl ServerBuilder {
         self
     }
 
-    /// Size of the UDP socket's receive and send buffers. Under load a QUIC
-    /// server receives many thousands of packets between two reads of its
-    /// socket; what does not fit is dropped by the kernel and must be sent
-    /// again. The kernel may grant less (on Linux at most
-    /// `net.core.rmem_max`; a warning is logged when it grants under
-    /// 1 MiB). Default: 8 MiB.
+    /// Size of the UDP socket's receive and send buffers (the send buffer
+    /// unless [`udp_send_buffer_size`](Self::udp_send_buffer_size) sets
+    /// it apart). Under load a QUIC server receives many thousands of
+    /// packets between two reads of its socket; what does not fit is
+    /// dropped by the kernel and must be sent again. The kernel may grant
+    /// less (on Linux at most `net.core.rmem_max`; a warning is logged when
+    /// it grants under 1 MiB). Default: 8 MiB.
     #[must_use]
     pub fn udp_buffer_size(mut self, bytes: usize) -> Self {
         self.config.udp_buffer_bytes = bytes;
+        self
+    }
+
+    /// Size of the UDP socket's send buffer alone. A datagram waiting in a
+    /// queue on the server's own host (a traffic shaper on its interface, a
+    /// slow virtual NIC) still counts against this buffer, so a large one
+    /// lets QUIC fill that whole queue and calls wait behind it; the
+    /// kernel's default (about 208 KiB on Linux, `106_496` asked) keeps
+    /// that queue as short as TCP keeps it. On fast paths without such a
+    /// queue the large buffer streams faster. The kernel may grant less
+    /// (on Linux at most `net.core.wmem_max`). Default: as
+    /// [`udp_buffer_size`](Self::udp_buffer_size).
+    ///
+    /// ```
+    /// use grpc_h3::server::Server;
+    ///
+    /// // Behind a shaper on this host: keep the default receive buffer,
+    /// // the kernel's usual send buffer.
+    /// let builder = Server::builder().udp_send_buffer_size(106_496);
+    /// # let _ = builder;
+    /// ```
+    #[must_use]
+    pub fn udp_send_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.udp_send_buffer_bytes = Some(bytes);
         self
     }
 
@@ -285,5 +323,35 @@ impl ServerBuilder {
     pub fn lazy_response_headers(mut self, lazy: bool) -> Self {
         self.config.lazy_response_headers = lazy;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::UdpBuffers;
+
+    #[test]
+    fn the_send_buffer_follows_the_shared_size_unless_set_apart() {
+        assert_eq!(ServerConfig::default().udp_buffers(), UdpBuffers::DEFAULT);
+        let both = ServerBuilder::default().udp_buffer_size(1 << 20);
+        assert_eq!(both.config.udp_buffers().send, 1 << 20);
+        // Either order.
+        for apart in [
+            ServerBuilder::default()
+                .udp_buffer_size(1 << 20)
+                .udp_send_buffer_size(106_496),
+            ServerBuilder::default()
+                .udp_send_buffer_size(106_496)
+                .udp_buffer_size(1 << 20),
+        ] {
+            assert_eq!(
+                apart.config.udp_buffers(),
+                UdpBuffers {
+                    recv: 1 << 20,
+                    send: 106_496
+                }
+            );
+        }
     }
 }

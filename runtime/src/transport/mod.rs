@@ -31,30 +31,48 @@ pub(crate) const INITIAL_STREAM_CREDIT: u32 = 32;
 /// (`net.core.rmem_max` / `wmem_max` on Linux).
 pub(crate) const UDP_BUFFER_BYTES: usize = 8 << 20;
 
+/// The socket buffer sizes asked of the kernel for a QUIC endpoint's UDP
+/// socket (best effort: the kernel may grant less).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UdpBuffers {
+    /// Receive buffer, bytes.
+    pub(crate) recv: usize,
+    /// Send buffer, bytes.
+    pub(crate) send: usize,
+}
+
+impl UdpBuffers {
+    /// [`UDP_BUFFER_BYTES`] each way.
+    pub(crate) const DEFAULT: UdpBuffers = UdpBuffers {
+        recv: UDP_BUFFER_BYTES,
+        send: UDP_BUFFER_BYTES,
+    };
+}
+
 /// Binds a UDP socket for a QUIC endpoint, with socket buffers of up to
-/// `buffer_bytes` each way (best effort: the kernel may grant less).
+/// `buffers`.
 pub(crate) fn udp_socket(
     addr: std::net::SocketAddr,
-    buffer_bytes: usize,
+    buffers: UdpBuffers,
 ) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
-    size_buffers(&socket, buffer_bytes)?;
+    size_buffers(&socket, buffers)?;
     Ok(socket)
 }
 
-/// Asks the kernel for `buffer_bytes` of send and receive buffer on
-/// `socket`, warning if it grants much less.
+/// Asks the kernel for `buffers` on `socket`, warning if it grants much
+/// less receive buffer than asked.
 pub(crate) fn size_buffers(
     socket: &std::net::UdpSocket,
-    buffer_bytes: usize,
+    buffers: UdpBuffers,
 ) -> std::io::Result<()> {
     let state = quinn_udp::UdpSocketState::new(socket.into())?;
-    let _ = state.set_recv_buffer_size(socket.into(), buffer_bytes);
-    let _ = state.set_send_buffer_size(socket.into(), buffer_bytes);
+    let _ = state.set_recv_buffer_size(socket.into(), buffers.recv);
+    let _ = state.set_send_buffer_size(socket.into(), buffers.send);
     let granted = state.recv_buffer_size(socket.into()).unwrap_or(0);
-    if granted < buffer_bytes.min(1 << 20) {
+    if granted < buffers.recv.min(1 << 20) {
         tracing::warn!(
-            requested = buffer_bytes,
+            requested = buffers.recv,
             granted,
             "the kernel granted a small UDP receive buffer; under load packets will be dropped \
              before QUIC sees them (raise net.core.rmem_max)"
@@ -240,7 +258,7 @@ mod tests {
 
     #[test]
     fn udp_sockets_get_the_largest_buffers_the_kernel_allows() {
-        let socket = udp_socket("127.0.0.1:0".parse().unwrap(), UDP_BUFFER_BYTES).unwrap();
+        let socket = udp_socket("127.0.0.1:0".parse().unwrap(), UdpBuffers::DEFAULT).unwrap();
         let state = quinn_udp::UdpSocketState::new((&socket).into()).unwrap();
         let granted = state.recv_buffer_size((&socket).into()).unwrap();
         // Linux caps a request at net.core.rmem_max (and reports twice the
@@ -253,6 +271,24 @@ mod tests {
             granted >= UDP_BUFFER_BYTES.min(cap),
             "granted {granted}, asked {UDP_BUFFER_BYTES}, kernel cap {cap}"
         );
+    }
+
+    #[test]
+    fn the_send_buffer_can_be_sized_apart_from_the_receive_buffer() {
+        let small_send = UdpBuffers {
+            recv: UDP_BUFFER_BYTES,
+            send: 106_496,
+        };
+        let socket = udp_socket("127.0.0.1:0".parse().unwrap(), small_send).unwrap();
+        let state = quinn_udp::UdpSocketState::new((&socket).into()).unwrap();
+        let send = state.send_buffer_size((&socket).into()).unwrap();
+        let recv = state.recv_buffer_size((&socket).into()).unwrap();
+        // Linux keeps twice the value asked for (bookkeeping).
+        assert!(
+            (106_496..=2 * 106_496).contains(&send),
+            "send buffer {send}"
+        );
+        assert!(recv > send, "receive {recv}, send {send}");
     }
 
     #[test]
