@@ -226,7 +226,7 @@ impl Auto {
 
     /// The connection for the next call.
     pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
-        // The waiting and connecting run in a box (see `Pools::pick`).
+        // The waiting and connecting run in a box (see `Pool::get`).
         match self.ready_or_next() {
             Ok(picked) => Ok(picked),
             Err(Next::Http2) => Box::pin(self.over_http2(wait_for_ready)).await,

@@ -46,23 +46,12 @@ impl Pools {
         }
     }
 
-    /// A connection, waiting for (or starting) an attempt if need be.
-    ///
-    /// A connection that is up is returned without awaiting anything; the
-    /// waiting and connecting run in a box. Their futures take several
-    /// hundred bytes, which would otherwise be part of every call's future,
-    /// and each level of a call copies its callee's future whole when it
-    /// starts it.
+    /// A connection, waiting for (or starting) an attempt if need be
+    /// (without awaiting anything when one is up: see [`Pool::get`]).
     pub(crate) async fn pick(&self, wait_for_ready: bool) -> Result<Picked, Status> {
         match self {
-            Pools::Http3(pool) => match pool.ready() {
-                Some(conn) => Ok(Picked::Http3(conn)),
-                None => Box::pin(pool.get(wait_for_ready)).await.map(Picked::Http3),
-            },
-            Pools::Http2(pool) => match pool.ready() {
-                Some(conn) => Ok(Picked::Http2(conn)),
-                None => Box::pin(pool.get(wait_for_ready)).await.map(Picked::Http2),
-            },
+            Pools::Http3(pool) => pool.get(wait_for_ready).await.map(Picked::Http3),
+            Pools::Http2(pool) => pool.get(wait_for_ready).await.map(Picked::Http2),
             Pools::Auto(auto) => auto.pick(wait_for_ready).await,
         }
     }
@@ -116,7 +105,7 @@ impl Balance {
     ) -> Result<(Picked, Option<Arc<Auto>>), Status> {
         match self {
             Balance::One(pools) => Ok(pools.with_learner(pools.pick(wait_for_ready).await?)),
-            // Boxed, as in `Pools::pick`.
+            // Boxed, as in `Pool::get`.
             Balance::RoundRobin(balancer) => Box::pin(balancer.pick(wait_for_ready)).await,
         }
     }

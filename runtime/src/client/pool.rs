@@ -72,16 +72,26 @@ impl<K: Connector> Pool<K> {
     /// none runs. After a failed attempt the call fails with its status,
     /// unless `wait_for_ready`: then it waits for the next attempts (the
     /// call's deadline bounds the wait).
+    ///
+    /// A usable connection is returned without awaiting anything; the
+    /// waiting runs in a box. Its future takes several hundred bytes, which
+    /// would otherwise be part of every call's future, and each level of a
+    /// call copies its callee's future whole when it starts it.
     pub(crate) async fn get(
         self: &Arc<Self>,
         wait_for_ready: bool,
     ) -> Result<Arc<K::Conn>, Status> {
-        // The common case: a usable connection, no waiting to prepare for.
-        if let State::Ready(conn) = &self.inner.lock().expect("pool lock").state {
-            if conn.usable() {
-                return Ok(conn.clone());
-            }
+        match self.ready() {
+            Some(conn) => Ok(conn),
+            None => Box::pin(self.wait_for_connection(wait_for_ready)).await,
         }
+    }
+
+    /// [`get`](Self::get) when no connection was ready.
+    async fn wait_for_connection(
+        self: &Arc<Self>,
+        wait_for_ready: bool,
+    ) -> Result<Arc<K::Conn>, Status> {
         let mut waited_for_attempt = false;
         loop {
             let changed = self.changed.notified();

@@ -273,7 +273,7 @@ impl RequestSender {
     }
 
     pub(crate) async fn send(&mut self, data: Bytes) -> Result<(), SendError> {
-        quic::with_payload_offered(&data, self.stream.send_data(data.clone()))
+        quic::send_offering(data, |data| self.stream.send_data(data))
             .await
             .map_err(|e| match e {
                 // Any STOP_SENDING: the response decides the call's outcome.

@@ -91,9 +91,7 @@ impl Responder<'_> {
                 }
             };
             match frame.into_data() {
-                Ok(data) => {
-                    quic::with_payload_offered(&data, self.stream.send_data(data.clone())).await?
-                }
+                Ok(data) => quic::send_offering(data, |data| self.stream.send_data(data)).await?,
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         status = grpc_status(&trailers);

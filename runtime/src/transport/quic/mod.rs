@@ -36,7 +36,7 @@ mod handoff;
 mod streams;
 
 pub(crate) use backlog::{Backlog, Backlogs};
-pub(crate) use handoff::with_payload_offered;
+pub(crate) use handoff::send_offering;
 use streams::AbortCode;
 pub(crate) use streams::{BidiStream, RecvStream, SendStream};
 

@@ -101,6 +101,11 @@ impl<B: Buf> SendStream<B> {
         send.counters = Some(counters);
         send
     }
+
+    /// Whether a frame is still being written.
+    fn writing(&self) -> bool {
+        self.parts.iter().any(|part| !part.is_empty())
+    }
 }
 
 impl<B: Buf> Drop for SendStream<B> {
@@ -114,7 +119,7 @@ impl<B: Buf> Drop for SendStream<B> {
 
 impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
-        while self.parts.iter().any(|part| !part.is_empty()) {
+        while self.writing() {
             // quinn advances the chunks past what it took; the rest waits.
             let written = {
                 let write = self.stream.write_chunks(&mut self.parts);
@@ -126,7 +131,7 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     }
 
     fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
-        if self.parts.iter().any(|part| !part.is_empty()) {
+        if self.writing() {
             return Err(StreamErrorIncoming::ConnectionErrorIncoming {
                 connection_error: ConnectionErrorIncoming::InternalError(
                     "send_data called before the previous write completed".into(),
